@@ -1,0 +1,24 @@
+"""Activations: one registry for fixed, learnable and expression activations."""
+
+from actlab.activations import fixed as _fixed  # noqa: F401  (registers the fixed activations)
+from actlab.activations.expr import Expression
+from actlab.activations.registry import (
+    ACTIVATIONS,
+    Site,
+    activation_factory,
+    canonical,
+    make_activation,
+    register_activation,
+)
+from actlab.activations.spec import parse
+
+__all__ = [
+    "ACTIVATIONS",
+    "Expression",
+    "Site",
+    "activation_factory",
+    "canonical",
+    "make_activation",
+    "parse",
+    "register_activation",
+]
