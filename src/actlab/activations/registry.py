@@ -69,14 +69,21 @@ def _is_expression(node: Node) -> bool:
 
 
 def make_activation(spec: str | nn.Module | type[nn.Module] | Callable, site: Site | None = None) -> nn.Module:
-    """Create one activation module from a spec.
+    """Create one activation module from a spec, marked ``is_activation = True``.
 
     ``spec`` may be a registered name, a name with keyword parameters, an
     expression of the search grammar, an ``nn.Module`` class, or a callable
     ``site -> nn.Module``. A module instance is returned as is (it will be
     shared, so prefer a spec or a class when every site needs its own
-    parameters).
+    parameters). The marker lets model surgery and reports find activation
+    sites in any model.
     """
+    module = _make(spec, site)
+    module.is_activation = True
+    return module
+
+
+def _make(spec: str | nn.Module | type[nn.Module] | Callable, site: Site | None) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
     if isinstance(spec, type) and issubclass(spec, nn.Module):

@@ -63,7 +63,7 @@ class Call:
     kwargs: tuple[tuple[str, Node], ...] = ()
 
     def __str__(self) -> str:
-        parts = [str(a) for a in self.args] + [f"{k}={v}" for k, v in sorted(self.kwargs)]
+        parts = [str(a) for a in self.args] + [f"{k}={v}" for k, v in self.kwargs]
         return f"{self.name}({','.join(parts)})"
 
 
@@ -144,7 +144,7 @@ class _Parser:
                     break
                 self.i += 1
         self.take(")", "')' or ','")
-        return Call(value, tuple(args), tuple(kwargs))
+        return Call(value, tuple(args), tuple(sorted(kwargs, key=lambda kv: kv[0])))
 
     def argument(self, args: list[Node], kwargs: list[tuple[str, Node]]) -> None:
         kind, value, pos = self.peek()

@@ -1,0 +1,65 @@
+"""Parameter sharing: one parameter set per layer, per channel or per neuron.
+
+A learnable activation keeps its parameters as ``(C, ...)`` tensors, ``C = 1``
+for ``sharing=layer``. Channels (conv sites) and neurons (dense sites) both
+live on dim 1 of the activation tensor, so the two modes are the same code;
+the name only documents intent. A column ``p[:, k]`` is viewed as
+``(C, 1, ..., 1)`` to broadcast against ``(N, C, ...)`` inputs of any rank, or
+as a 0-d tensor for ``C = 1`` so that layer sharing accepts any shape.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from actlab._registry import unknown_name_message
+from actlab.activations.registry import Site
+from actlab.errors import SpecError, UnknownNameError
+
+SHARING_MODES = ("layer", "channel", "neuron")
+
+
+def units(sharing: str, site: Site | None) -> int:
+    """How many parameter sets a site needs under ``sharing``."""
+    if sharing not in SHARING_MODES:
+        raise UnknownNameError(unknown_name_message("sharing mode", str(sharing), list(SHARING_MODES)))
+    if sharing == "layer":
+        return 1
+    if site is None:
+        raise SpecError(f"sharing={sharing} needs a site (the layer width); use sharing=layer outside a model")
+    return int(site.num_features)
+
+
+def bcast(col: Tensor, x: Tensor) -> Tensor:
+    """View a per-unit column ``(C,)`` so that it broadcasts against ``x`` (N, C, ...)."""
+    if col.numel() == 1:
+        return col.reshape(())
+    return col.reshape([col.shape[0]] + [1] * (x.dim() - 2))
+
+
+def reduce_units(t: Tensor, n_units: int) -> Tensor:
+    """Sum ``t`` (N, C, ...) down to one value per unit, shape ``(C,)``."""
+    if n_units == 1:
+        return t.sum().reshape(1)
+    dims = [d for d in range(t.dim()) if d != 1]
+    return t.sum(dim=dims)
+
+
+def check_input(x: Tensor, n_units: int) -> None:
+    if n_units > 1 and (x.dim() < 2 or x.shape[1] != n_units):
+        raise ValueError(f"expected input with {n_units} channels on dim 1, got shape {tuple(x.shape)}")
+
+
+def unit_grid(xs: Tensor, n_units: int) -> Tensor:
+    """1-D points ``xs`` as an (L, C) batch, so a module evaluates every unit on them."""
+    return xs.reshape(-1, 1).expand(-1, n_units) if n_units > 1 else xs.reshape(-1, 1)
+
+
+def ungrid(y: Tensor, n_units: int) -> Tensor:
+    """Inverse of :func:`unit_grid` for outputs: (C, L) per unit, else (L,)."""
+    return y.t().contiguous() if n_units > 1 else y.reshape(-1)
+
+
+def zeros_param(n_units: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.nn.Parameter:
+    return torch.nn.Parameter(torch.zeros(n_units, *shape, dtype=dtype))

@@ -1,0 +1,131 @@
+"""SLAF: a learnable linear combination of basis functions.
+
+Goyal, Goyal & Lall 2019, "Learning Activation Functions: A new paradigm for
+understanding Neural Networks" (https://arxiv.org/abs/1906.09529):
+``f(x) = sum_k a_k phi_k(x)`` with learnable ``a_k``.
+
+Stability, the choices made here:
+
+* Inputs are scaled, ``z = x / range`` (``range`` = 3 by default, the span of
+  batch-normalised pre-activations), so every basis works on [-1, 1].
+* Polynomial bases (monomial, chebyshev, legendre, hermite) and ``rbf`` are
+  evaluated at ``clamp(z, -1, 1)`` and continued *linearly* outside with the
+  end slope: ``f(z) = p(zc) + p'(zc) (z - zc)``. The activation is then at
+  most linear for ``|x| = 1e4`` at any degree, and its gradient is bounded.
+* ``fourier`` (1, cos(pi k z / 2), sin(pi k z / 2)) is periodic with period
+  ``4 * range`` (the fit range is half a period, so ReLU fits without Gibbs
+  ringing) and bounded everywhere; no clamping.
+* Each term is scaled so that ``max |phi_k| = 1`` on [-1, 1] (only Hermite
+  needs it), so Adam's step means the same at every degree; degree 16 trains.
+* ``hybrid=true`` adds ``w * relu(x)`` with a learnable ``w`` (reported by
+  ``scalars()``).
+* ``standardize=true`` is the paper's option of standardising each term
+  ``phi_k`` (k >= 1) with batch statistics in training and running averages
+  in eval, like BatchNorm. It couples the elements of a batch, so it uses
+  plain autograd (``degree + 1`` saved tensors per site) instead of the lean
+  kernel; the initial fit holds for the initial running statistics (mean 0,
+  variance 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from actlab.activations.learnable import _fit
+from actlab.activations.learnable._autograd import SlafFn
+from actlab.activations.learnable._base import LearnableActivation
+from actlab.activations.learnable._sharing import bcast, check_input, units
+from actlab.activations.learnable.bases import BASES, design, end_derivatives
+from actlab.activations.registry import Site, register_activation
+from actlab.errors import SpecError
+
+_EPS = 1e-5
+
+
+class SLAF(LearnableActivation):
+    """sum_k a_k phi_k(x / range) with linear tails; see the module docstring."""
+
+    family = "slaf"
+
+    def __init__(self, n_units: int = 1, degree: int = 4, basis: str = "monomial", hybrid: bool = False,
+                 standardize: bool = False, range_: float = 3.0, momentum: float = 0.1) -> None:
+        super().__init__(n_units)
+        self.basis_name, self.basis = basis, BASES.get(basis)
+        self.degree, self.range, self.momentum = degree, float(range_), float(momentum)
+        n = self.basis.size(degree)
+        self.coef = nn.Parameter(torch.zeros(n_units, n))
+        self.relu_weight = nn.Parameter(torch.zeros(n_units)) if hybrid else None
+        self.register_buffer("scale", self.basis.scale(n).float())
+        self.register_buffer("dends", end_derivatives(self.basis, n).float())
+        self.standardize = standardize
+        if standardize:
+            self.register_buffer("running_mean", torch.zeros(n_units, n))
+            self.register_buffer("running_var", torch.ones(n_units, n))
+            # The constant term stays as is, so the bias survives standardisation.
+            self.register_buffer("std_mask", (torch.arange(n) > 0).float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.n_units)
+        a = self.coef * self.scale
+        if self.standardize:
+            return self._standardized(x, a)
+        return SlafFn.apply(x, a, self.relu_weight, self.dends.to(x.dtype), 1.0 / self.range, self.basis_name)
+
+    def _standardized(self, x: Tensor, a: Tensor) -> Tensor:
+        phi = design(self.basis, x / self.range, a.shape[1])  # (..., n), scale folded in below
+        view = [self.n_units if self.n_units > 1 and d == 1 else 1 for d in range(x.dim())] + [-1]
+        if self.training:
+            dims = [d for d in range(x.dim()) if not (self.n_units > 1 and d == 1)]
+            mean = phi.mean(dims).reshape(self.n_units, -1)
+            var = phi.var(dims, unbiased=False).reshape(self.n_units, -1)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        mean, var = mean * self.std_mask, var * self.std_mask + (1 - self.std_mask)
+        phi = (phi - mean.reshape(view)) * torch.rsqrt(var.reshape(view) + _EPS)
+        out = (phi * a.reshape(view)).sum(-1)
+        if self.relu_weight is not None:
+            out = out + bcast(self.relu_weight, x) * torch.relu(x)
+        return out
+
+    def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
+        n = self.coef.shape[1]
+        cols = design(self.basis, xs / self.range, n) * self.basis.scale(n)
+        if self.standardize:
+            cols = cols * (1 + _EPS) ** -0.5
+        if self.relu_weight is not None:
+            cols = torch.cat([cols, torch.relu(xs)[:, None]], 1)
+        c = _fit.lstsq(cols, ys)
+        values = {"coef": c[:n]}
+        if self.relu_weight is not None:
+            values["relu_weight"] = c[n]
+        return values
+
+    def scalars(self) -> dict[str, float]:
+        if self.relu_weight is None:
+            return {}
+        return {"relu_weight": float(self.relu_weight.detach().mean())}
+
+    def extra_repr(self) -> str:
+        return (f"units={self.n_units}, degree={self.degree}, basis={self.basis_name}, range={self.range}, "
+                f"hybrid={self.relu_weight is not None}, standardize={self.standardize}")
+
+
+@register_activation("slaf")
+def slaf(site: Site | None = None, /, degree: int = 4, basis: str = "monomial", hybrid: bool = False,
+         standardize: bool = False, range: float = 3.0, sharing: str = "layer", init: str = "relu",
+         init_range: float | list | None = None, momentum: float = 0.1) -> nn.Module:
+    """slaf(degree=4, basis=monomial, hybrid=false, standardize=false, range=3, sharing=layer, init=relu)."""
+    if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
+        raise SpecError(f"slaf degree must be a positive integer, got {degree!r}")
+    if float(range) <= 0:
+        raise SpecError(f"slaf range must be positive, got {range!r}")
+    BASES.get(str(basis))
+    module = SLAF(units(sharing, site), degree, str(basis), bool(hybrid), bool(standardize), float(range),
+                  float(momentum))
+    module.initialise(str(init), range if init_range is None else init_range,
+                      (degree, str(basis), bool(hybrid), bool(standardize), float(range)))
+    return module

@@ -1,0 +1,81 @@
+"""A tiny network applied elementwise: 1 -> H -> ... -> H -> 1.
+
+Each scalar of the input goes through ``depth`` hidden layers of width
+``hidden`` with nonlinearity ``inner`` (any activation spec), trained jointly
+with the model, as in "network in network" activations. The first layer is a
+broadcast ``x[..., None] * w + b`` rather than an ``nn.Linear`` on a reshaped
+(N*C*H*W, 1) tensor, which avoids a copy and handles per-channel weights for
+free. Plain autograd: the hidden activations (H per element) are saved, so a
+site costs about ``H + 1`` input-sized tensors of training memory.
+Scriptable with ``torch.jit.script`` when ``inner`` is.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from actlab.activations.learnable import _fit
+from actlab.activations.learnable._base import LearnableActivation
+from actlab.activations.learnable._sharing import units
+from actlab.activations.registry import Site, make_activation, register_activation
+from actlab.errors import SpecError
+
+
+class Subnet(LearnableActivation):
+    """x -> w_out . inner(... inner(w_in x + b_in) ...) + b_out, per element."""
+
+    family = "subnet"
+
+    def __init__(self, n_units: int = 1, hidden: int = 8, depth: int = 1, inner: str = "tanh") -> None:
+        super().__init__(n_units)
+        self.hidden, self.depth, self.inner_spec = hidden, depth, inner
+        self.inner = make_activation(inner)
+        g = torch.Generator().manual_seed(0)
+        self.w_in = nn.Parameter(torch.randn(n_units, hidden, generator=g))
+        self.b_in = nn.Parameter(torch.randn(n_units, hidden, generator=g))
+        self.w_hidden = nn.Parameter(torch.randn(depth - 1, n_units, hidden, hidden, generator=g) / hidden**0.5)
+        self.b_hidden = nn.Parameter(torch.zeros(depth - 1, n_units, hidden))
+        self.w_out = nn.Parameter(torch.randn(n_units, hidden, generator=g) / hidden**0.5)
+        self.b_out = nn.Parameter(torch.zeros(n_units))
+
+    def _view(self, x: Tensor) -> list[int]:
+        return [self.n_units] + [1] * (x.dim() - 2) + [self.hidden]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.n_units == 1:
+            h = self.inner(torch.addcmul(self.b_in[0], x.unsqueeze(-1), self.w_in[0]))
+            for i in range(self.depth - 1):
+                h = self.inner(torch.addmm(self.b_hidden[i, 0], h.flatten(0, -2), self.w_hidden[i, 0]).view(h.shape))
+            return torch.matmul(h, self.w_out[0]) + self.b_out[0]
+        if x.dim() < 2 or x.shape[1] != self.n_units:
+            raise ValueError(f"expected input with {self.n_units} channels on dim 1, got shape {x.shape}")
+        view = self._view(x)
+        h = self.inner(torch.addcmul(self.b_in.view(view), x.unsqueeze(-1), self.w_in.view(view)))
+        for i in range(self.depth - 1):
+            # (N, ..., C, 1, H) @ (C, H, H): each channel's own hidden matrix.
+            hc = torch.matmul(h.movedim(1, -2).unsqueeze(-2), self.w_hidden[i]).squeeze(-2)
+            h = self.inner(hc.movedim(-2, 1) + self.b_hidden[i].view(view))
+        return (h * self.w_out.view(view)).sum(-1) + self.b_out.view(view[:-1])
+
+    def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
+        single = Subnet(1, self.hidden, self.depth, self.inner_spec).double()
+        # Every other grid point: the fit is smooth at that resolution and twice as fast.
+        x, target = xs[::2].reshape(-1, 1), ys[::2].reshape(-1, 1)
+        _fit.lbfgs(list(single.parameters()), lambda: (single(x) - target).pow(2).mean())
+        return {name: p.detach() for name, p in single.named_parameters()}
+
+    def extra_repr(self) -> str:
+        return f"units={self.n_units}, hidden={self.hidden}, depth={self.depth}"
+
+
+@register_activation("subnet")
+def subnet(site: Site | None = None, /, hidden: int = 8, depth: int = 1, inner: str = "tanh",
+           sharing: str = "layer", init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
+    """subnet(hidden=8, depth=1, inner=tanh, sharing=layer, init=relu, init_range=3)."""
+    for name, value in (("hidden", hidden), ("depth", depth)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"subnet {name} must be a positive integer, got {value!r}")
+    module = Subnet(units(sharing, site), hidden, depth, str(inner))
+    module.initialise(str(init), init_range, (hidden, depth, str(inner)))
+    return module

@@ -1,0 +1,90 @@
+"""The lookup-table formula, eager and fused by ``torch.compile``.
+
+Eagerly the formula runs as eight passes over the tensor; compiled it is one
+loop that reads x once and writes y once, which is what makes a table about
+as cheap as ReLU. Compiling costs seconds once per process and may be
+unavailable (no C++ compiler, an unsupported platform), so the choice is made
+once per device and layout by timing both, and any failure falls back to the
+eager formula with one warning.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+
+import torch
+from torch import Tensor
+
+
+def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offset: Tensor, last: int) -> Tensor:
+    """The reference: ``a[i] + t b[i]`` with i = clamp(floor(u), 0, last) the segment of x.
+
+    ``offset`` (0 or k * (K-1) along the channel dim) selects channel k's rows
+    of the flattened tables ``a`` and ``b``.
+    """
+    u = (x - lo) * inv_h
+    i = torch.clamp(torch.floor(u), 0, last)
+    t = u - i
+    j = i.long() + offset
+    return a[j] + t * b[j]
+
+
+_compiled = None
+_choice: dict[tuple, str] = {}  # (device type, per-channel, ndim, prefer) -> "compiled" | "eager"
+_warned = False
+
+
+def _compiled_lookup():
+    global _compiled
+    if _compiled is None:
+        # dynamic shapes: one compilation serves batch 1 and batch 256 alike
+        _compiled = torch.compile(pwl_lookup, dynamic=True)
+    return _compiled
+
+
+def _median_time(fn, args: tuple, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _decide(args: tuple) -> str:
+    """Time both paths on a probe of at least 2^18 elements shaped like the input."""
+    x = args[0]
+    reps = max(1, -(-(1 << 18) // max(x.numel(), 1)))
+    probe = x.repeat(reps, *([1] * (x.ndim - 1))) if x.ndim else x.expand(1 << 18)
+    probe_args = (probe, *args[1:])
+    fast = _compiled_lookup()
+    fast(*probe_args)  # compile outside the timing
+    if not torch.allclose(fast(*probe_args), pwl_lookup(*probe_args), rtol=1e-5, atol=1e-6):
+        raise RuntimeError("the compiled lookup disagrees with the eager formula")
+    compiled, eager = _median_time(fast, probe_args), _median_time(pwl_lookup, probe_args)
+    return "compiled" if compiled < eager else "eager"
+
+
+def lookup(args: tuple, prefer: str = "auto") -> Tensor:
+    """Evaluate the table by the compiled path where it works (and, for "auto", is faster)."""
+    global _warned
+    x = args[0]
+    key = (x.device.type, args[5].numel() > 1, x.ndim, prefer)
+    if key not in _choice:
+        try:
+            _choice[key] = "compiled" if prefer == "compiled" else _decide(args)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: use eager
+            _choice[key] = "eager"
+            if not _warned:
+                warnings.warn(f"torch.compile of the lookup table failed, using eager: {exc}", stacklevel=3)
+                _warned = True
+    if _choice[key] == "compiled":
+        return _compiled_lookup()(*args)
+    return pwl_lookup(*args)
+
+
+def chosen_paths() -> dict[tuple, str]:
+    """What ``lookup`` decided so far, for reports and benchmarks."""
+    return dict(_choice)

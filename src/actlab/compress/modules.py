@@ -1,0 +1,197 @@
+"""Compressed activations: lookup tables, cubic splines and polynomials.
+
+Each module holds C functions of one variable (C = 1 for an activation shared
+by all channels; otherwise one per channel along dim 1) on a range
+``[lo, hi]`` per channel, continued by straight lines beyond it. Tables are
+buffers, not parameters: these modules are for inference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from actlab.compress import _fastpath
+from actlab.errors import ActlabError
+
+FAST_MODES = ("auto", "compiled", "eager")
+
+
+def _as_rows(t: Tensor, name: str) -> Tensor:
+    t = torch.as_tensor(t, dtype=torch.float32)
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim < 2:
+        raise ActlabError(f"{name} must have shape (K,) or (C, K), got {tuple(t.shape)}")
+    return t.contiguous()
+
+
+def _as_channels(v: Tensor | float, channels: int, name: str) -> Tensor:
+    v = torch.as_tensor(v, dtype=torch.float32).reshape(-1)
+    if v.numel() == 1:
+        v = v.expand(channels)
+    if v.numel() != channels:
+        raise ActlabError(f"{name} must have 1 or {channels} entries, got {v.numel()}")
+    return v.clone()
+
+
+class _Compressed(nn.Module):
+    """Shared plumbing: a range per channel and per-channel broadcasting."""
+
+    def _init_range(self, lo: Tensor | float, hi: Tensor | float, channels: int) -> None:
+        lo_t, hi_t = _as_channels(lo, channels, "lo"), _as_channels(hi, channels, "hi")
+        if not bool((hi_t > lo_t).all()):
+            raise ActlabError("every range needs hi > lo")
+        self.register_buffer("lo", lo_t)
+        self.register_buffer("hi", hi_t)
+
+    @property
+    def channels(self) -> int:
+        return self.lo.numel()
+
+    def _view(self, t: Tensor, x: Tensor) -> Tensor:
+        """(C, ...) per-channel constants shaped to broadcast against x along dim 1."""
+        if self.channels == 1:
+            return t.reshape(t.shape[1:]) if t.ndim > 1 else t.reshape(())
+        if x.ndim < 2 or x.shape[1] != self.channels:
+            raise ActlabError(
+                f"{type(self).__name__} has {self.channels} channels but got input of shape {tuple(x.shape)}"
+            )
+        return t.reshape(1, self.channels, *t.shape[1:], *([1] * (x.ndim - 2)))
+
+    def curve(self, xs: Tensor) -> Tensor:
+        """Values on 1-D ``xs``: shape (C, len(xs)) when per channel, else (len(xs),)."""
+        xs = xs.reshape(-1).to(self.lo.dtype)
+        if self.channels == 1:
+            return self(xs)
+        return self(xs[:, None].expand(-1, self.channels)).transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, size={self.size}"
+
+
+class PWLActivation(_Compressed):
+    """A lookup table: piecewise linear on a uniform grid of K knots per channel.
+
+    ``values`` (K,) or (C, K) are the function at ``lo + k h``, h = (hi-lo)/(K-1).
+    Evaluation is ``u = (x-lo)/h; i = clamp(floor(u), 0, K-2); t = u - i;
+    y = a[i] + t b[i]`` with slope table b = diff(values): t is not clamped, so
+    beyond the range the first and last segments continue as straight lines.
+    ``fast`` picks the evaluation in eval mode: "eager" runs the formula op by
+    op, "compiled" fuses it into one pass with ``torch.compile``, and "auto"
+    times both once per device and layout and keeps the faster.
+    """
+
+    def __init__(self, values: Tensor, lo: Tensor | float, hi: Tensor | float, fast: str = "auto") -> None:
+        super().__init__()
+        values = _as_rows(values, "values")
+        if values.shape[-1] < 2:
+            raise ActlabError(f"a lookup table needs at least 2 knots, got {values.shape[-1]}")
+        if fast not in FAST_MODES:
+            raise ActlabError(f"fast must be one of {', '.join(FAST_MODES)}, got {fast!r}")
+        self.fast = fast
+        self.register_buffer("values", values)
+        self._init_range(lo, hi, values.shape[0])
+
+    @property
+    def size(self) -> int:
+        return self.values.shape[1]
+
+    def _tables(self, x: Tensor) -> tuple:
+        k = self.size
+        a = self.values[:, :-1].to(x.dtype).reshape(-1)
+        b = torch.diff(self.values, dim=1).to(x.dtype).reshape(-1)
+        inv_h = (k - 1) / (self.hi - self.lo)
+        lo, inv_h = self._view(self.lo.to(x.dtype), x), self._view(inv_h.to(x.dtype), x)
+        offset = self._view(torch.arange(self.channels, device=x.device) * (k - 1), x)
+        return lo, inv_h, a, b, offset, k - 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        args = (x, *self._tables(x))
+        if self.training or self.fast == "eager" or torch.is_grad_enabled() and x.requires_grad:
+            return _fastpath.pwl_lookup(*args)
+        return _fastpath.lookup(args, prefer=self.fast)
+
+    def flops_per_element(self) -> float:
+        # u = (x - lo) * inv_h: 2, floor: 1, clamp: 2, t = u - i: 1, a + t b: 2 (plus two table reads)
+        return 8.0
+
+
+class CubicActivation(_Compressed):
+    """A cubic spline on a uniform grid: ``coef`` (C, K-1, 4) holds, per segment,
+    the coefficients of 1, t, t^2, t^3 in the local variable t = u - i, u = (x-lo)/h.
+
+    Beyond the range it continues as the tangent line at the end knots (value and
+    derivative of the spline there), so it is C1 at the range ends.
+    """
+
+    def __init__(self, coef: Tensor, lo: Tensor | float, hi: Tensor | float) -> None:
+        super().__init__()
+        coef = torch.as_tensor(coef, dtype=torch.float32)
+        if coef.ndim == 2:
+            coef = coef[None]
+        if coef.ndim != 3 or coef.shape[-1] != 4 or coef.shape[1] < 1:
+            raise ActlabError(f"coef must have shape (K-1, 4) or (C, K-1, 4), got {tuple(coef.shape)}")
+        self.register_buffer("coef", coef.contiguous())
+        self._init_range(lo, hi, coef.shape[0])
+
+    @property
+    def size(self) -> int:
+        return self.coef.shape[1] + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.size
+        coef = self.coef.to(x.dtype)
+        lo = self._view(self.lo.to(x.dtype), x)
+        inv_h = self._view(((k - 1) / (self.hi - self.lo)).to(x.dtype), x)
+        u = (x - lo) * inv_h
+        i = torch.clamp(torch.floor(u), 0, k - 2)
+        t = torch.clamp(u - i, 0.0, 1.0)
+        flat = coef.reshape(-1, 4)
+        j = (i.long() + self._view(torch.arange(self.channels, device=x.device) * (k - 1), x)).reshape(-1)
+        c = flat[j].reshape(*x.shape, 4)
+        y = ((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0]
+        # slope in u units at the segment end the input lies beyond (t = 0 or 1)
+        slope = (3 * c[..., 3] * t + 2 * c[..., 2]) * t + c[..., 1]
+        return y + slope * (u - i - t)
+
+    def flops_per_element(self) -> float:
+        # index as for a table (6), clamp t (2), Horner for the value (6), tail line (2 + 6 for its slope)
+        return 22.0
+
+
+class PolyActivation(_Compressed):
+    """A polynomial of degree d in u = (2x - lo - hi)/(hi - lo), evaluated with Horner.
+
+    ``coeffs`` (d+1,) or (C, d+1) are the coefficients of u^0 ... u^d; the
+    normalised variable keeps them of moderate size. Beyond the range it
+    continues as the tangent line at the range ends.
+    """
+
+    def __init__(self, coeffs: Tensor, lo: Tensor | float, hi: Tensor | float) -> None:
+        super().__init__()
+        coeffs = _as_rows(coeffs, "coeffs")
+        self.register_buffer("coeffs", coeffs)
+        self._init_range(lo, hi, coeffs.shape[0])
+
+    @property
+    def size(self) -> int:
+        """The degree."""
+        return self.coeffs.shape[1] - 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        lo, hi = self._view(self.lo.to(x.dtype), x), self._view(self.hi.to(x.dtype), x)
+        u = (2 * x - lo - hi) / (hi - lo)
+        uc = torch.clamp(u, -1.0, 1.0)
+        cs = [self._view(c.to(x.dtype), x) for c in self.coeffs.unbind(1)]
+        y = cs[-1] * torch.ones_like(uc)
+        dy = torch.zeros_like(uc)
+        for c in reversed(cs[:-1]):
+            dy = dy * uc + y
+            y = y * uc + c
+        return y + dy * (u - uc)
+
+    def flops_per_element(self) -> float:
+        # normalise as one multiply-add (2), clamp (2), Horner for the value (2d),
+        # tail line (2, plus 2d for the slope by Horner)
+        return 6.0 + 4.0 * self.size

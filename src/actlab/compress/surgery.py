@@ -1,0 +1,191 @@
+"""Replacing costly activations in a model by compressed ones.
+
+Which modules are activation sites: a module whose attribute
+``is_activation`` is True (the marker for activations built from other
+modules, e.g. a subnetwork of Linear layers; its children are not searched),
+or any leaf module that is not a structural layer (Linear, Conv, norms,
+pooling, padding, Flatten, Dropout, Softmax, Embedding, recurrent layers,
+containers). A module may also set ``is_activation = False`` to opt out.
+
+Which sites are compressed (``select``, default :func:`is_compressible`):
+every site except the piecewise-linear ones that already cost about one
+operation per element (ReLU, ReLU6, LeakyReLU, PReLU, RReLU, Hardtanh,
+Hardsigmoid, Identity, Threshold, Hard/Softshrink) and the compressed forms
+themselves. So learnable activations (trainable parameters), expressions of
+the grammar and transcendental fixed ones (SiLU, GELU, tanh, ...) are
+compressed. PReLU has a trainable parameter but is listed as cheap: a table
+would not make it faster.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules import batchnorm, conv, dropout, padding, pooling
+
+from actlab.activations.fixed import HardSigmoid
+from actlab.compress.fit import DEFAULT_PERCENTILES, check_method, fit, fit_to_tolerance, input_range
+from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
+from actlab.compress.record import record_inputs
+from actlab.compress.target import Target, per_channel_width
+from actlab.errors import ActlabError
+
+STRUCTURAL: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Bilinear, conv._ConvNd, batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+    nn.LocalResponseNorm, pooling._AdaptiveAvgPoolNd, pooling._AdaptiveMaxPoolNd, pooling._AvgPoolNd,
+    pooling._LPPoolNd, pooling._MaxPoolNd, pooling._MaxUnpoolNd, padding._CircularPadNd,
+    padding._ConstantPadNd, padding._ReflectionPadNd, padding._ReplicationPadNd, nn.Flatten, nn.Unflatten,
+    dropout._DropoutNd, nn.AlphaDropout, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d, nn.Embedding,
+    nn.EmbeddingBag, nn.RNNBase, nn.MultiheadAttention, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle,
+    nn.Sequential, nn.ModuleList, nn.ModuleDict,
+)
+CHEAP: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.Hardtanh, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardsigmoid, HardSigmoid, nn.Identity,
+    nn.Threshold, nn.Hardshrink, nn.Softshrink, PWLActivation, CubicActivation, PolyActivation,
+)
+
+
+def is_activation(module: nn.Module) -> bool:
+    """Whether ``module`` is an activation site (see the module docstring)."""
+    marker = getattr(module, "is_activation", None)
+    if marker is not None:
+        return bool(marker)
+    return next(module.children(), None) is None and not isinstance(module, STRUCTURAL)
+
+
+def is_compressible(module: nn.Module) -> bool:
+    """The default ``select``: every activation except the cheap piecewise-linear ones."""
+    return not isinstance(module, CHEAP)
+
+
+def find_activations(model: nn.Module) -> dict[str, nn.Module]:
+    """Activation sites by qualified name ("" when ``model`` itself is one)."""
+    found: dict[str, nn.Module] = {}
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        if is_activation(module):
+            found[prefix] = module
+            return
+        for name, child in module.named_children():
+            visit(f"{prefix}.{name}" if prefix else name, child)
+
+    visit("", model)
+    return found
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """How one activation site was compressed; ``lo``/``hi`` span all its channels."""
+
+    name: str
+    original: str
+    method: str
+    size: int
+    channels: int
+    lo: float
+    hi: float
+    max_error: float
+    weighted_error: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _batches(calibration: Tensor | Iterable) -> list[Tensor]:
+    if calibration is None:
+        raise ActlabError("compress_model needs calibration data: a tensor or an iterable of input batches")
+    items = [calibration] if isinstance(calibration, Tensor) else list(calibration)
+    batches = [b[0] if isinstance(b, (tuple, list)) else b for b in items]
+    if not batches or all(isinstance(b, Tensor) and b.numel() == 0 for b in batches):
+        raise ActlabError("the calibration data is empty: give at least one non-empty input batch")
+    return batches
+
+
+def _size(method: str, knots: int | None, tolerance: float | None, degree: int | None) -> int | None:
+    check_method(method)
+    name, size, other = ("degree", degree, "knots") if method == "poly" else ("knots", knots, "degree")
+    if (other == "knots" and knots is not None) or (other == "degree" and degree is not None):
+        raise ActlabError(f"{other} does not apply to method {method!r}; give {name} or tolerance")
+    if size is not None and tolerance is not None:
+        raise ActlabError(f"give either {name} or tolerance, not both")
+    if size is None and tolerance is None:
+        raise ActlabError(f"give {name} or tolerance for method {method!r}")
+    minimum = 1 if method == "poly" else 2
+    if size is not None and size < minimum:
+        raise ActlabError(f"{name} must be at least {minimum}, got {size}")
+    return size
+
+
+def compress_model(
+    model: nn.Module,
+    method: str = "pwl",
+    knots: int | None = None,
+    tolerance: float | None = None,
+    degree: int | None = None,
+    calibration: Tensor | Iterable | None = None,
+    skip: Callable[[str, nn.Module], bool] | None = None,
+    select: Callable[[nn.Module], bool] = is_compressible,
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+    least_squares: bool = False,
+    max_samples: int = 20_000,
+    fast: str = "auto",
+) -> tuple[nn.Module, list[SiteReport]]:
+    """A copy of ``model`` with every selected activation replaced by a compressed form.
+
+    ``method`` "pwl" (lookup table) and "cubic" take ``knots``, "poly" takes
+    ``degree``; or give ``tolerance`` (max error over the range) to get the
+    smallest size meeting it. The range of each site is the ``percentiles`` of
+    its inputs on ``calibration``. ``skip(name, module)`` excludes sites.
+    Returns the new model (the original is untouched) and a report per site.
+    """
+    size = _size(method, knots, tolerance, degree)
+    batches = _batches(calibration)
+    new = copy.deepcopy(model)
+    chosen = {n: m for n, m in find_activations(new).items() if select(m) and not (skip and skip(n, m))}
+    samples = record_inputs(new, chosen, batches, max_samples=max_samples)
+    done: dict[int, tuple[nn.Module, SiteReport]] = {}
+    reports = []
+    for name, module in chosen.items():
+        if id(module) not in done:
+            done[id(module)] = _compress_site(name, module, samples[name], method, size, tolerance,
+                                              percentiles, least_squares, fast)
+        replacement, report = done[id(module)]
+        reports.append(SiteReport(**{**report.as_dict(), "name": name}))
+        if name == "":
+            return replacement, reports
+        parent, _, attr = name.rpartition(".")
+        setattr(new.get_submodule(parent), attr, replacement)
+    return new, reports
+
+
+def _compress_site(name, module, sample, method, size, tolerance, percentiles, least_squares, fast):
+    values = sample.values
+    channels = per_channel_width(module, sample.width, sample.ndim)
+    if channels not in (1, values.shape[0]):
+        raise ActlabError(f"activation {name or 'model'} has {channels} channels but its inputs have {values.shape[0]}")
+    rows = values if channels > 1 else values.reshape(1, -1)
+    target = Target(module, channels, sample.ndim)
+    lo, hi = input_range(rows, percentiles)
+    if size is not None:
+        result = fit(target, lo, hi, method, size, rows, least_squares, fast)
+    else:
+        result = fit_to_tolerance(target, lo, hi, method, tolerance, rows, least_squares, fast)
+    result.module.train(module.training)
+    report = SiteReport(name, type(module).__name__, method, result.size, channels, float(lo.min()),
+                        float(hi.max()), result.max_error, result.weighted_error)
+    return result.module, report
+
+
+def format_report(reports: list[SiteReport]) -> str:
+    """The per-site report as a markdown table."""
+    lines = ["| site | original | method | size | channels | range | max error | weighted error |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        weighted = "-" if r.weighted_error is None else f"{r.weighted_error:.2e}"
+        lines.append(f"| {r.name or '(model)'} | {r.original} | {r.method} | {r.size} | {r.channels} | "
+                     f"[{r.lo:.3g}, {r.hi:.3g}] | {r.max_error:.2e} | {weighted} |")
+    return "\n".join(lines)

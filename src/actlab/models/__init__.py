@@ -1,0 +1,10 @@
+"""Models by name: ``mlp``, ``cnn``, ``resnet``.
+
+Every model takes an activation spec or factory and creates one activation
+module per activation site, so learnable activations get their own
+parameters per layer, channel or neuron.
+"""
+
+from actlab.models.factory import MODELS, count_parameters, make_model
+
+__all__ = ["MODELS", "count_parameters", "make_model"]

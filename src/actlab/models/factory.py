@@ -1,0 +1,49 @@
+"""The model registry and ``make_model(spec, ...)``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from actlab._registry import Registry, unknown_name_message
+from actlab.activations.registry import Site, activation_factory
+from actlab.activations.spec import Call, Name, parse, to_python
+from actlab.errors import SpecError
+
+ModelBuilder = Callable[..., nn.Module]
+MODELS: Registry[ModelBuilder] = Registry("model")
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def make_model(
+    spec: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    activation: str | Callable[[Site], nn.Module] = "relu",
+) -> nn.Module:
+    """Build a model from a spec such as ``mlp(widths=[64,64])`` or ``cnn(pool=true)``."""
+    node = parse(spec)
+    if isinstance(node, Name):
+        name, kwargs = node.name, {}
+    elif isinstance(node, Call) and not node.args:
+        name, kwargs = node.name, {k: to_python(v) for k, v in node.kwargs}
+    else:
+        raise SpecError(f"a model spec is name(key=value,...), got {spec!r}")
+    builder = MODELS.get(name)
+    valid = [p for p in inspect.signature(builder).parameters][3:]
+    for key in kwargs:
+        if key not in valid:
+            raise SpecError(unknown_name_message(f"parameter of model {name}", key, valid))
+    act = activation_factory(activation) if isinstance(activation, str) else activation
+    try:
+        return builder(tuple(input_shape), int(num_classes), act, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"bad parameters for model {name}: {exc}") from None
+
+
+from actlab.models import cnn as _cnn, mlp as _mlp, resnet as _resnet  # noqa: E402,F401  (registration)

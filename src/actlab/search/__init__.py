@@ -1,0 +1,66 @@
+"""Surrogate-guided activation-function search (Bingham & Miikkulainen, NeurIPS 2023).
+
+The pure core: the search space and its deduplication, features (outputs and
+K-FAC Fisher spectra), surrogates, and replays of searches on benchmark tables.
+"""
+
+from actlab.search.features import Features, build_features, evaluate_expressions, output_features
+from actlab.search.fisher import KFACFactors, fisher_features, kfac_factors, kfac_log_spectrum, spectrum_cdf
+from actlab.search.replay import (
+    BASELINES,
+    Curves,
+    ReplayResult,
+    baseline_indices,
+    best_so_far,
+    evals_to_reach,
+    plot_replay,
+    random_order,
+    replay,
+    surrogate_order,
+    top_threshold,
+)
+from actlab.search.space import DEFAULT_SCHEMAS, SCHEMAS, SearchSpace, enumerate_space, probe_inputs
+from actlab.search.surrogate import (
+    SURROGATES,
+    Surrogate,
+    combine_features,
+    holdout_evaluation,
+    make_surrogate,
+    spearman,
+    top_k_recall,
+)
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_SCHEMAS",
+    "SCHEMAS",
+    "SURROGATES",
+    "Curves",
+    "Features",
+    "KFACFactors",
+    "ReplayResult",
+    "SearchSpace",
+    "Surrogate",
+    "baseline_indices",
+    "best_so_far",
+    "build_features",
+    "combine_features",
+    "enumerate_space",
+    "evals_to_reach",
+    "evaluate_expressions",
+    "fisher_features",
+    "holdout_evaluation",
+    "kfac_factors",
+    "kfac_log_spectrum",
+    "make_surrogate",
+    "output_features",
+    "plot_replay",
+    "probe_inputs",
+    "random_order",
+    "replay",
+    "spearman",
+    "spectrum_cdf",
+    "surrogate_order",
+    "top_k_recall",
+    "top_threshold",
+]
