@@ -3,8 +3,10 @@
 The public API; everything else is internal machinery.
 """
 
+from actlab import annealing  # noqa: F401  (registers theta_relu and anneal)
 from actlab.activations import ACTIVATIONS, Site, activation_factory, canonical, make_activation
-from actlab.data import DATASETS, DatasetSplits, load_dataset
+from actlab.annealing import SCHEDULES, make_schedule
+from actlab.data import DATASETS, DatasetSplits, dataset_names, load_dataset
 from actlab.errors import ActlabError, SpecError, UnknownNameError
 from actlab.experiments import ExperimentConfig, load_config, run_experiment, write_report
 from actlab.models import MODELS, count_parameters, make_model
@@ -21,6 +23,7 @@ __all__ = [
     "DatasetSplits",
     "ExperimentConfig",
     "RunStore",
+    "SCHEDULES",
     "Site",
     "SpecError",
     "TrainConfig",
@@ -31,7 +34,9 @@ __all__ = [
     "count_parameters",
     "evaluate",
     "load_config",
+    "dataset_names",
     "load_dataset",
+    "make_schedule",
     "make_activation",
     "make_model",
     "run_experiment",

@@ -22,7 +22,10 @@ TEST_BATCH = "test_batch"
 # reportedly averages per-image stds (chenyaofo/image-classification-codebase#5).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-LAYOUT = f"expected <data_dir>/{FOLDER}/{{data_batch_1..5,test_batch}} (data_dir may also be {FOLDER} itself); nothing is downloaded"
+LAYOUT = (
+    f"expected <data_dir>/{FOLDER}/{{data_batch_1..5,test_batch}} (data_dir may also be {FOLDER} itself); "
+    "nothing is downloaded"
+)
 
 # A CIFAR batch is a dict of bytes, lists and one numpy array. Unpickling may
 # run arbitrary code, so only what rebuilds those is allowed: numpy's array

@@ -20,12 +20,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _checked(fn, *args):
+def _checked(fn, *args, item: int | None = None):
     """Call ``fn``; turn an ActlabError into the ValueError pydantic reports with its key."""
     try:
         return fn(*args)
     except ActlabError as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
+        where = f"item {item}: " if item is not None else ""
+        raise ValueError(where + str(exc).splitlines()[0]) from None
 
 
 class ExperimentConfig(BaseModel):
@@ -53,8 +54,8 @@ class ExperimentConfig(BaseModel):
         from actlab.activations import canonical, make_activation
         from actlab.activations.registry import Site
 
-        for spec in specs:
-            _checked(make_activation, spec, Site(4, "conv"))
+        for i, spec in enumerate(specs):
+            _checked(make_activation, spec, Site(4, "conv"), item=i)
         return [canonical(s) for s in specs]
 
     @field_validator("models")
@@ -64,9 +65,9 @@ class ExperimentConfig(BaseModel):
         from actlab.activations.spec import Call, Name, parse
         from actlab.models import MODELS
 
-        for spec in specs:
-            node = _checked(parse, spec)
-            _checked(MODELS.get, node.name if isinstance(node, (Name, Call)) else spec)
+        for i, spec in enumerate(specs):
+            node = _checked(parse, spec, item=i)
+            _checked(MODELS.get, node.name if isinstance(node, (Name, Call)) else spec, item=i)
         return [canonical(s) for s in specs]
 
     @field_validator("datasets")
@@ -76,9 +77,9 @@ class ExperimentConfig(BaseModel):
         from actlab.activations.spec import Call, Name, parse
         from actlab.data import DATASETS
 
-        for spec in names:
-            node = _checked(parse, spec)
-            _checked(DATASETS.get, node.name if isinstance(node, (Name, Call)) else spec)
+        for i, spec in enumerate(names):
+            node = _checked(parse, spec, item=i)
+            _checked(DATASETS.get, node.name if isinstance(node, (Name, Call)) else spec, item=i)
         return [canonical(s) for s in names]
 
     @field_validator("lr_schedule")
