@@ -7,12 +7,14 @@ smooth and piecewise-linear operators, and gated forms ``mul(x, g(x))`` /
 solved exactly by weighted least squares for any (b, c) (variable
 projection) and only (b, c) go to ``scipy.optimize.least_squares``, from a
 the best points of a coarse (b, c) grid (every candidate is scored on the
-grid first; only the best ``REFINE`` are refined). The error is weighted by the observed input distribution when a
+grid first; only the best ``REFINE`` of each size are refined, so that a simple
+exact form is not crowded out by composites that fit the coarse grid better). The error is weighted by the observed input distribution when a
 sample is given (a histogram over the fitting grid), else uniform on the range.
 
 Exact ties are common (2 sigmoid(2z) - 1 = tanh(z)), so among candidates
-within 0.1 % of the best error the one with fewest operators, then the
-earliest in the candidate list, wins.
+within 0.1 % of the best error (plus the float32 noise of the target, 1e-6
+of its scale) the one with fewest operators, then the earliest in the
+candidate list, wins.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ GATES = ("sigmoid", "tanh", "erf", "arctan", "softplus", "relu")
 # coarse (b, c) grid every candidate is scored on in one vectorised call
 B_GRID = (-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0, 4.0)
 C_GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
-REFINE = 8  # candidates refined by least squares after the grid
+REFINE = 8  # candidates of each size (operator count) refined by least squares after the grid
 MAX_EVALS = 60  # per start; fits from a good grid point converge within a few dozen
 
 
@@ -134,14 +136,18 @@ def _refine(fn, xs, y, w, starts) -> tuple[float, np.ndarray]:
         r = (a[0, 0] * z[0] + d[0, 0] - y) * sw
         return r if np.all(np.isfinite(r)) else np.full_like(y, 1e6)
 
-    best = (np.inf, np.zeros(4))
-    for start in starts:
+    def fit_from(start) -> tuple[float, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = least_squares(residual, np.asarray(start, dtype=np.float64), method="lm", max_nfev=MAX_EVALS)
         err, a, d = _regress(_evaluate(fn, xs, res.x[:1], res.x[1:]), y[None], w)
-        if err[0, 0] < best[0]:
-            best = (float(err[0, 0]), np.array([a[0, 0], res.x[0], res.x[1], d[0, 0]]))
+        return float(err[0, 0]), np.array([a[0, 0], res.x[0], res.x[1], d[0, 0]])
+
+    best = min((fit_from(s) for s in starts), key=lambda f: f[0])
+    if best[1][1] < 0:  # odd or even g fit as well with b > 0, the form people write
+        mirrored = fit_from(-best[1][1:3])
+        if mirrored[0] <= best[0] * 1.001 + 1e-7 * (1.0 + float(np.abs(y).max())):
+            best = mirrored
     return best
 
 
@@ -164,12 +170,15 @@ def snap(target, lo: float, hi: float, sample: Tensor | None = None, channels: i
         starts = [np.stack([bg, cg], 1)[np.argsort(err[:, k])[:2]] for k in range(channels)]
         grid_scores.append((float(err.min(0).sum()), text, fn, starts))
     grid_scores.sort(key=lambda s: s[0])
+    chosen = [g for size in sorted({_size(t) for t in candidates})
+              for g in [g for g in grid_scores if _size(g[1]) == size][:REFINE]]
     refined = []
-    for _, text, fn, starts in grid_scores[:REFINE]:
+    for _, text, fn, starts in chosen:
         fits = [_refine(fn, xs, ys[k], w, [*starts[k], (1.0, 0.0)]) for k in range(channels)]
         refined.append((sum(f[0] for f in fits), text, np.stack([f[1] for f in fits])))
     best = min(e for e, _, _ in refined)
-    _, text, params = min((r for r in refined if r[0] <= best * 1.001 + 1e-9),
+    noise = 1e-6 * (1.0 + float(np.abs(ys).max())) * channels
+    _, text, params = min((r for r in refined if r[0] <= best * 1.001 + noise),
                           key=lambda r: (_size(r[1]), candidates.index(r[1])))
     module = SnappedActivation(text, *torch.from_numpy(params).float().unbind(1))
     with torch.no_grad():

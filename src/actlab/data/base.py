@@ -43,23 +43,6 @@ SPLIT_SEED = 0
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
-def stratified_split(
-    y: Tensor, fractions: tuple[float, float, float], seed: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Indices of a stratified train/val/test split, the same for the same seed."""
-    from sklearn.model_selection import train_test_split
-
-    idx = torch.arange(len(y)).numpy()
-    labels = y.numpy()
-    train_f, val_f, test_f = fractions
-    rest_f = val_f + test_f
-    train_idx, rest_idx = train_test_split(idx, test_size=rest_f, stratify=labels, random_state=seed)
-    val_idx, test_idx = train_test_split(
-        rest_idx, test_size=test_f / rest_f, stratify=labels[rest_idx], random_state=seed
-    )
-    return torch.as_tensor(train_idx), torch.as_tensor(val_idx), torch.as_tensor(test_idx)
-
-
 def fresh(split: Split) -> Split:
     """A copy of a cached split, so that callers cannot change the cache."""
     return Split(split.x.clone(), split.y.clone())
@@ -92,7 +75,7 @@ def stratified_parts(y: Tensor, held_out: tuple[int, ...], seed: int) -> tuple[T
 
     Each part is stratified by label and every index list is shuffled; the
     same seed gives the same indices. numpy only: this is on the path of
-    every shipped dataset, and importing scikit-learn (as ``stratified_split``
+    every shipped dataset, and importing scikit-learn for ``train_test_split``
     does) costs over a second.
     """
     rng = np.random.default_rng(seed)

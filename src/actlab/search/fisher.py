@@ -26,6 +26,7 @@ is only approximately per-example, so put such models in eval mode.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,10 +66,10 @@ def _out_grads(layer: nn.Module, grad: Tensor) -> Tensor:
     return grad.flatten(2).transpose(1, 2)
 
 
-def kfac_factors(
-    model: nn.Module, x: Tensor, y: Tensor | None = None, *, labels: str = "sampled", seed: int = 0
-) -> list[KFACFactors]:
-    """K-FAC factors of every ``nn.Linear``/``nn.Conv2d`` of ``model`` on the batch ``x``."""
+def _layer_rows(
+    model: nn.Module, x: Tensor, y: Tensor | None, labels: str, seed: int
+) -> list[tuple[str, Tensor, Tensor]]:
+    """Per layer, matrices ``a`` and ``g`` with ``A = a^T a`` and ``G = g^T g`` (float64)."""
     if labels not in ("sampled", "empirical"):
         raise ActlabError(f"labels must be 'sampled' or 'empirical', got {labels!r}")
     if labels == "empirical" and y is None:
@@ -101,24 +102,45 @@ def kfac_factors(
     loss = F.cross_entropy(logits, y, reduction="sum")  # sum: gradients stay per example
     used = [(n, m) for n, m in layers if n in seen]
     grads = torch.autograd.grad(loss, [seen[n][1] for n, _ in used], allow_unused=True)
-    factors = []
+    rows = []
     for (name, layer), grad in zip(used, grads):
         a = _patches(layer, seen[name][0]).double()
         if layer.bias is not None:
             a = torch.cat([a, a.new_ones(*a.shape[:2], 1)], dim=2)
         g = _out_grads(layer, grad if grad is not None else torch.zeros_like(seen[name][1])).double()
         n, locs = a.shape[:2]
-        A = torch.einsum("nli,nlj->ij", a, a) / (n * locs)
-        G = torch.einsum("nli,nlj->ij", g, g) / n
-        factors.append(KFACFactors(name, A, G))
-    return factors
+        rows.append((name, a.flatten(0, 1) / (n * locs) ** 0.5, g.flatten(0, 1) / n**0.5))
+    return rows
+
+
+def kfac_factors(
+    model: nn.Module, x: Tensor, y: Tensor | None = None, *, labels: str = "sampled", seed: int = 0
+) -> list[KFACFactors]:
+    """K-FAC factors of every ``nn.Linear``/``nn.Conv2d`` of ``model`` on the batch ``x``."""
+    return [KFACFactors(name, a.T @ a, g.T @ g) for name, a, g in _layer_rows(model, x, y, labels, seed)]
+
+
+def _gram_eigvalsh(m: Tensor) -> Tensor:
+    """Eigenvalues of ``m^T m``; through the smaller Gram matrix ``m m^T`` when m is wide.
+
+    A wide layer seen on a small batch (a 3137-input linear layer on 64 examples)
+    has a rank-64 factor: 64 eigenvalues from a 64x64 problem, the rest zero.
+    """
+    rows, cols = m.shape
+    if rows >= cols:
+        return torch.linalg.eigvalsh(m.T @ m)
+    return torch.cat([torch.linalg.eigvalsh(m @ m.T), m.new_zeros(cols - rows)])
 
 
 def kfac_log_spectrum(A: Tensor, G: Tensor, eps: float = 1e-12) -> Tensor:
-    """Log eigenvalues of ``kron(A, G)``: all sums ``log l_A_i + log l_G_j`` (eigenvalues clamped at eps)."""
-    la = torch.linalg.eigvalsh(A.double()).clamp(min=eps).log()
-    lg = torch.linalg.eigvalsh(G.double()).clamp(min=eps).log()
-    return (la[:, None] + lg[None, :]).flatten()
+    """Log eigenvalues of ``kron(A, G)``: all sums ``log l_A_i + log l_G_j``, clamped below at ``log eps``."""
+    return _log_pairwise(torch.linalg.eigvalsh(A.double()), torch.linalg.eigvalsh(G.double()), eps)
+
+
+def _log_pairwise(ea: Tensor, eg: Tensor, eps: float) -> Tensor:
+    floor = math.log(eps)  # eigenvalues of a PSD factor can come out 0 or slightly negative
+    la, lg = ea.clamp(min=eps).log(), eg.clamp(min=eps).log()
+    return (la[:, None] + lg[None, :]).flatten().clamp(min=floor)
 
 
 def spectrum_cdf(log_eigs: Tensor, bins: int, range: tuple[float, float]) -> np.ndarray:
@@ -148,9 +170,10 @@ def fisher_features(
     if bins < 1 or not range[0] < range[1]:
         raise ActlabError(f"need bins >= 1 and range[0] < range[1], got bins={bins}, range={range}")
     parts = []
-    for f in kfac_factors(model, x, y, labels=labels, seed=seed):
-        if torch.isfinite(f.A).all() and torch.isfinite(f.G).all():
-            parts.append(spectrum_cdf(kfac_log_spectrum(f.A, f.G, eps), bins, range))
+    for _, a, g in _layer_rows(model, x, y, labels, seed):
+        if torch.isfinite(a).all() and torch.isfinite(g).all():
+            log_eigs = _log_pairwise(_gram_eigvalsh(a), _gram_eigvalsh(g), eps)
+            parts.append(spectrum_cdf(log_eigs, bins, range))
         else:
             parts.append(np.eye(1, bins, bins - 1).ravel())
     return np.concatenate(parts)

@@ -80,7 +80,10 @@ class Spline(LearnableActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
-        if self._stats is not None or (self.training and int(self.calibrated_batches) < self.calibrate_batches):
+        # Checked in this order so that without calibration forward reads no buffer
+        # value (torch.compile would break the graph on it).
+        if self._stats is not None or (self.calibrate_batches and self.training
+                                       and int(self.calibrated_batches) < self.calibrate_batches):
             self._observe(x)
         return spline_eval(x, self.values, self.lo.to(x.dtype), self.hi.to(x.dtype), self.order)
 
