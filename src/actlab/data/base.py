@@ -76,7 +76,7 @@ def stratified_parts(y: Tensor, held_out: tuple[int, ...], seed: int) -> tuple[T
     Each part is stratified by label and every index list is shuffled; the
     same seed gives the same indices. numpy only: this is on the path of
     every shipped dataset, and importing scikit-learn for ``train_test_split``
-    does) costs over a second.
+    costs over a second.
     """
     rng = np.random.default_rng(seed)
     labels = y.numpy()
