@@ -74,7 +74,11 @@ def lookup(args: tuple, prefer: str = "auto") -> Tensor:
     key = (x.device.type, args[5].numel() > 1, x.ndim, prefer)
     if key not in _choice:
         try:
-            _choice[key] = "compiled" if prefer == "compiled" else _decide(args)
+            if prefer == "compiled":
+                _compiled_lookup()(*args)  # compile here, where a failure can still fall back
+                _choice[key] = "compiled"
+            else:
+                _choice[key] = _decide(args)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: use eager
             _choice[key] = "eager"
             if not _warned:

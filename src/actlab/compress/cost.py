@@ -40,6 +40,7 @@ ATEN_COSTS: dict[str, float] = {
     "softsign": 3, "hardsigmoid": 3, "hardswish": 4, "hardtanh": 2, "clamp": 2, "clamp_min": 1,
     "clamp_max": 1, "leaky_relu": 2, "prelu": 2, "_prelu_kernel": 2, "relu": 1, "relu6": 2, "tanhshrink": _T + 1,
 }
+REDUCTIONS = {"sum", "mean", "prod", "amax", "amin", "max", "min", "logsumexp"}
 FREE = {
     "view", "_unsafe_view", "reshape", "expand", "clone", "copy_", "detach", "t", "transpose", "permute",
     "_to_copy", "index", "_unsafe_index", "gather", "take", "zeros_like", "ones_like", "empty_like", "zeros",
@@ -67,7 +68,12 @@ class _FlopCounter(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if name not in FREE and isinstance(out, Tensor):
             matmul = _matmul_flops(name, args, out)
-            self.flops += matmul if matmul is not None else ATEN_COSTS.get(name.rstrip("_"), 1.0) * out.numel()
+            if matmul is not None:
+                self.flops += matmul
+            elif name in REDUCTIONS:  # n inputs folded into one output: n - 1 operations
+                self.flops += args[0].numel() - out.numel()
+            else:
+                self.flops += ATEN_COSTS.get(name.rstrip("_"), 1.0) * out.numel()
         return out
 
 

@@ -8,7 +8,8 @@ solved exactly by weighted least squares for any (b, c) (variable
 projection) and only (b, c) go to ``scipy.optimize.least_squares``, from a
 the best points of a coarse (b, c) grid (every candidate is scored on the
 grid first; only the best ``REFINE`` of each size are refined, so that a simple
-exact form is not crowded out by composites that fit the coarse grid better). The error is weighted by the observed input distribution when a
+exact form is not crowded out by composites that fit the coarse grid
+better). The error is weighted by the observed input distribution when a
 sample is given (a histogram over the fitting grid), else uniform on the range.
 
 Exact ties are common (2 sigmoid(2z) - 1 = tanh(z)), so among candidates
@@ -19,6 +20,7 @@ candidate list, wins.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from actlab.activations import ops
 from actlab.activations.expr import compile_expression
 from actlab.activations.spec import parse
+from actlab.compress.target import Target, per_channel_width
 
 COMPOSABLE = ("tanh", "sigmoid", "relu", "exp", "square", "abs", "softplus", "erf", "arctan", "swish", "elu")
 GATES = ("sigmoid", "tanh", "erf", "arctan", "softplus", "relu")
@@ -80,7 +83,8 @@ class SnappedActivation(nn.Module):
     def formula(self) -> str:
         """The closed form with its constants (of channel 0 when per channel)."""
         a, b, c, d = (float(t[0]) for t in (self.a, self.b, self.c, self.d))
-        return f"{a:.4g}*{self.expression.replace('x', f'({b:.4g}*x{c:+.4g})')}{d:+.4g}".replace("e(", "e (")
+        inner = re.sub(r"\bx\b", f"({b:.4g}*x{c:+.4g})", self.expression)  # x alone, not the x of exp
+        return f"{a:.4g}*{inner}{d:+.4g}"
 
     def extra_repr(self) -> str:
         return self.formula()
@@ -186,3 +190,11 @@ def snap(target, lo: float, hi: float, sample: Tensor | None = None, channels: i
         approx = (module.curve(xt) if channels > 1 else module(xt)[None]).double().numpy()
     err = approx - ys
     return Snap(module, text, float(np.abs(err).max()), float(np.sqrt((err**2 @ w).mean())))
+
+
+def snap_module(module: nn.Module, lo: float = -4.0, hi: float = 4.0, sample: Tensor | None = None,
+                width: int = 1, ndim: int = 2, candidates: list[str] | None = None) -> Snap:
+    """Snap an activation module on [lo, hi], per channel if it has per-channel parameters
+    at a site of ``width`` (the :func:`actlab.compress.target.per_channel_width` rule)."""
+    channels = per_channel_width(module, width, ndim)
+    return snap(Target(module, channels, ndim), lo, hi, sample, channels, candidates)

@@ -23,7 +23,6 @@ import copy
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import Tensor, nn
 from torch.nn.modules import batchnorm, conv, dropout, padding, pooling
 
@@ -70,8 +69,9 @@ def find_activations(model: nn.Module) -> dict[str, nn.Module]:
         if is_activation(module):
             found[prefix] = module
             return
-        for name, child in module.named_children():
-            visit(f"{prefix}.{name}" if prefix else name, child)
+        for name, child in module._modules.items():  # named_children() would hide a shared module's second use
+            if child is not None:
+                visit(f"{prefix}.{name}" if prefix else name, child)
 
     visit("", model)
     return found

@@ -1,0 +1,123 @@
+"""Inference speed of a compressed activation against ReLU and the learned original.
+
+On one 4M-element float32 tensor, under ``torch.inference_mode``: ``torch.relu``;
+a 64-knot lookup table fitted to the subnet on [-4, 4], by the fused
+(``torch.compile``) path and by the eager formula; and the uncompressed subnet
+activation (1 -> 16 -> 1 with tanh, applied elementwise by broadcasting:
+``make_activation("subnet(hidden=16)")`` when the family is registered, else
+a local stand-in with the same arithmetic; the result says which). Timings
+are interleaved (each repeat runs every candidate once) and reported as
+medians, because the machine is shared. Intra-op threads default to 1 as in
+bench/activation_speed.py. Goals: table <= 1.5x relu, >= 10x faster than subnet.
+
+    python bench/compress_speed.py [--quick] [--threads 1] [--repeats 21]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from actlab.activations import make_activation
+from actlab.compress import _fastpath
+from actlab.compress.fit import fit
+from actlab.compress.target import Target
+from actlab.errors import ActlabError
+
+GOALS = {"pwl_over_relu_max": 1.5, "subnet_over_pwl_min": 10.0}
+
+
+class StandInSubnet(nn.Module):
+    """1 -> H -> 1 with tanh per element, by broadcasting."""
+
+    def __init__(self, hidden: int = 16) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w1, self.b1 = torch.randn(hidden, generator=g), torch.randn(hidden, generator=g)
+        self.w2, self.b2 = torch.randn(hidden, generator=g) / hidden**0.5, torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x[..., None] * self.w1 + self.b1) @ self.w2 + self.b2
+
+
+def subnet() -> tuple[nn.Module, str]:
+    try:
+        return make_activation("subnet(hidden=16)").eval(), "actlab subnet(hidden=16)"
+    except ActlabError:
+        return StandInSubnet(16).eval(), "local stand-in (subnet family not registered)"
+
+
+def run(quick: bool, repeats: int) -> dict:
+    elements = 1 << 20 if quick else 1 << 22
+    x = torch.randn(elements // 1024, 1024) * 2
+    act, source = subnet()
+    lo, hi = torch.tensor([-4.0]), torch.tensor([4.0])
+    table = fit(Target(act, 1), lo, hi, "pwl", 64).module.eval()
+    eager = fit(Target(act, 1), lo, hi, "pwl", 64, fast="eager").module.eval()
+    table.fast = "compiled"
+    candidates = {"relu": torch.relu, "pwl64 fused": table, "pwl64 eager": eager, "subnet H16": act}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    with torch.inference_mode():
+        for fn in candidates.values():  # warm-up, compiles the fused path
+            fn(x)
+        max_diff = float((table(x) - eager(x)).abs().max())
+        for _ in range(repeats):
+            for name, fn in candidates.items():
+                start = time.perf_counter()
+                fn(x)
+                times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    ns = {name: 1e9 * t / elements for name, t in median.items()}
+    ratios = {"pwl_over_relu": median["pwl64 fused"] / median["relu"],
+              "subnet_over_pwl": median["subnet H16"] / median["pwl64 fused"]}
+    return {
+        "elements": elements, "repeats": repeats, "threads": torch.get_num_threads(), "subnet": source,
+        "fused_path": {"/".join(map(str, k)): v for k, v in _fastpath.chosen_paths().items()},
+        "fused_vs_eager_max_abs_diff": max_diff,
+        "median_s": median, "ns_per_element": ns, "ratios": ratios,
+        "goals_met": {"pwl_over_relu": ratios["pwl_over_relu"] <= GOALS["pwl_over_relu_max"],
+                      "subnet_over_pwl": ratios["subnet_over_pwl"] >= GOALS["subnet_over_pwl_min"]},
+    }
+
+
+def markdown(result: dict) -> str:
+    title = (f"# Compressed activation speed ({result['elements']} elements, "
+             f"{result['threads']} thread(s), median of {result['repeats']})")
+    lines = [title, "", f"subnet: {result['subnet']}", "",
+             "| activation | median ms | ns / element | vs relu |", "|---|---|---|---|"]
+    relu = result["median_s"]["relu"]
+    for name, t in result["median_s"].items():
+        lines.append(f"| {name} | {1e3 * t:.3f} | {result['ns_per_element'][name]:.3f} | {t / relu:.2f}x |")
+    r, g = result["ratios"], result["goals_met"]
+    met = {k: "met" if v else "missed" for k, v in g.items()}
+    lines += ["", f"- fused table / relu: {r['pwl_over_relu']:.2f}x (goal <= 1.5x: {met['pwl_over_relu']})",
+              f"- subnet / fused table: {r['subnet_over_pwl']:.1f}x (goal >= 10x: {met['subnet_over_pwl']})",
+              f"- fused vs eager table, max abs difference: {result['fused_vs_eager_max_abs_diff']:.2e}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1M elements and 5 repeats")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result = run(args.quick, args.repeats or (5 if args.quick else 21))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compress_speed.json").write_text(json.dumps(result, indent=2, default=str))
+    (args.out / "compress_speed.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Compressing activations: lookup tables, splines, polynomials and closed forms.
+
+A learned activation (a subnetwork per element, a rational, a SLAF, an
+expression) is replaced at inference by a form about as cheap as ReLU,
+fitted on the range its layer actually sees (:func:`compress_model`), or by
+the closest closed form of the grammar (:func:`snap_module`).
+"""
+
+from actlab.compress.cost import flops_per_element, measure_latency, model_cost
+from actlab.compress.fit import Fit, fit, fit_to_tolerance, input_range
+from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
+from actlab.compress.record import InputSample, record_inputs
+from actlab.compress.snap import Snap, SnappedActivation, snap, snap_module
+from actlab.compress.surgery import (
+    SiteReport,
+    compress_model,
+    find_activations,
+    format_report,
+    is_activation,
+    is_compressible,
+)
+from actlab.compress.target import Target
+
+__all__ = [
+    "CubicActivation",
+    "Fit",
+    "InputSample",
+    "PWLActivation",
+    "PolyActivation",
+    "SiteReport",
+    "Snap",
+    "SnappedActivation",
+    "Target",
+    "compress_model",
+    "find_activations",
+    "fit",
+    "fit_to_tolerance",
+    "flops_per_element",
+    "format_report",
+    "input_range",
+    "is_activation",
+    "is_compressible",
+    "measure_latency",
+    "model_cost",
+    "record_inputs",
+    "snap",
+    "snap_module",
+]
