@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from actlab.activations.learnable._sharing import bcast, reduce_units
+from actlab.activations.learnable._sharing import bcast, reduce_product, reduce_units
 from actlab.activations.learnable.bases import BASES
 
 
@@ -26,12 +26,6 @@ def _axpy(acc: Tensor | None, a: Tensor, phi: Tensor | float) -> Tensor | None:
             return acc
         return a * phi if acc is None else acc + a * phi
     return a * phi if acc is None else torch.addcmul(acc, a, phi)
-
-
-def _reduce(g: Tensor, phi: Tensor | float, n_units: int, g_sum: Tensor) -> Tensor:
-    if isinstance(phi, float):
-        return g_sum * phi
-    return reduce_units(g * phi, n_units)
 
 
 class SlafFn(torch.autograd.Function):
@@ -51,8 +45,9 @@ class SlafFn(torch.autograd.Function):
         assert acc is not None
         if not basis.periodic:
             slopes = a @ dends.t()  # (C, 2): the end slopes p'(-1), p'(+1)
-            s = torch.where(z > 0, bcast(slopes[:, 1], x), bcast(slopes[:, 0], x))
-            acc = torch.addcmul(acc, s, z - zc)
+            excess = z.sub_(zc)  # z is not needed any more
+            acc = acc.addcmul(excess.clamp_min(0.0), bcast(slopes[:, 1], x))
+            acc.addcmul_(excess.clamp_max_(0.0), bcast(slopes[:, 0], x))
         if w is not None:
             acc = torch.addcmul(acc, bcast(w, x), torch.relu(x))
         return acc.expand_as(x).clone() if acc.shape != x.shape else acc
@@ -66,19 +61,20 @@ class SlafFn(torch.autograd.Function):
         g_sum = reduce_units(g, c)
         dp, grads = None, []
         for k, (phi, dphi) in enumerate(basis.terms(zc, n, deriv=True)):
-            grads.append(_reduce(g, phi, c, g_sum))
+            grads.append(g_sum * phi if isinstance(phi, float) else reduce_product(g, phi, c))
             dp = _axpy(dp, bcast(a[:, k], x), dphi)
         ga = torch.stack(grads, 1)
         gx = g * (dp * ctx.inv_range) if dp is not None else torch.zeros_like(x)
         if not basis.periodic:
-            excess = z - zc
-            r_hi = reduce_units(g * excess.clamp_min(0.0), c)
-            r_lo = reduce_units(g * excess.clamp_max(0.0), c)
+            excess = z.sub_(zc)
+            r_hi = reduce_product(g, excess.clamp_min(0.0), c)
+            r_lo = reduce_product(g, excess.clamp_max_(0.0), c)
             ga = ga + r_lo[:, None] * dends[0] + r_hi[:, None] * dends[1]
         gw = None
         if w is not None:
-            gx = gx + g * torch.where(x > 0, bcast(w, x), torch.zeros_like(bcast(w, x)))
-            gw = reduce_units(g * torch.relu(x), c)
+            relu = torch.relu(x)
+            gx = gx.addcmul_(g, (relu > 0).to(x.dtype).mul_(bcast(w, x)))
+            gw = reduce_product(g, relu, c)
         return gx, ga, gw, None, None, None
 
 
@@ -88,71 +84,72 @@ class PiecewiseFn(torch.autograd.Function):
     ``table`` (C, S, m) holds each segment's coefficients in the local
     variable t in [0, 1]; ``u = x * inv_h + offset`` is x in segment units.
     Beyond the outer segments the function continues with its end slope.
+    Lookups are 1-D ``index_select``s, one per coefficient: on CPU they are
+    ~10x faster than indexing (C*S, m) rows.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> Tensor:
         ctx.save_for_backward(x, table, inv_h, offset)
-        rows, t, tc = _locate(x, table, inv_h, offset)
-        return _horner(rows, tc, t, deriv=False)[0]
+        flat, t, tc = _locate(x, table, inv_h, offset)
+        return _horner(_lookup(table, flat, x), tc, t, deriv=False)[0]
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, table, inv_h, offset = ctx.saved_tensors
         c, s, m = table.shape
-        u = torch.addcmul(bcast(offset, x), x, bcast(inv_h, x))
-        idx, t, tc = _segment(u, s, m)
-        flat = _flat_index(idx, c, s, x)
-        _, slope = _horner(table.reshape(c * s, m)[flat], tc, t, deriv=True)
-        gx = g * (slope * bcast(inv_h, x))
+        flat, t, tc = _locate(x, table, inv_h, offset)
+        _, slope = _horner(_lookup(table, flat, x, first=1), tc, t, deriv=True)
+        gx = g * slope.mul_(bcast(inv_h, x))
         # d f / d table[j, p] = tc^p + p tc^(p-1) (t - tc): the segment term plus its tail.
-        excess = t - tc
         gtable = torch.zeros(m, c * s, dtype=table.dtype, device=table.device)
-        flat = flat.reshape(-1)
         gtable[0].index_add_(0, flat, g.reshape(-1))
+        excess = t - tc if m > 2 else None
         gpow = g
         for p in range(1, m):
-            term = gpow * t if m == 2 else gpow * torch.add(tc, excess, alpha=p)
+            term = gpow * t if excess is None else gpow * torch.add(tc, excess, alpha=p)
             gtable[p].index_add_(0, flat, term.reshape(-1))
-            gpow = gpow * tc
+            if p + 1 < m:
+                gpow = gpow * tc
         # inv_h and offset belong to the grid, which is set by calibration, not learnt.
         return gx, gtable.t().reshape(c, s, m), None, None
 
 
-def _segment(u: Tensor, s: int, m: int) -> tuple[Tensor, Tensor, Tensor]:
-    idx = u.clamp(0.0, s - 1.0).long()  # truncation of a non-negative number is floor
-    t = u - idx
-    # Linear segments extrapolate by themselves; higher orders use the tangent at the end.
-    tc = t if m == 2 else t.clamp(0.0, 1.0)
-    return idx, t, tc
-
-
-def _flat_index(idx: Tensor, c: int, s: int, x: Tensor) -> Tensor:
-    """Row of the (C*S, m) table for each element: segment + unit * S."""
-    if c == 1:
-        return idx
-    return idx + bcast(torch.arange(c, device=x.device) * s, x)
-
-
 def _locate(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Flat table index (segment + unit * S), local t, and t clamped to the segment."""
     c, s, m = table.shape
     u = torch.addcmul(bcast(offset, x), x, bcast(inv_h, x))
-    idx, t, tc = _segment(u, s, m)
-    return table.reshape(c * s, m)[_flat_index(idx, c, s, x)], t, tc
+    idx = u.clamp(0.0, s - 1.0).long()  # truncation of a non-negative number is floor
+    t = u.sub_(idx)
+    # Linear segments extrapolate by themselves; higher orders use the tangent at the end.
+    tc = t if m == 2 else t.clamp(0.0, 1.0)
+    if c > 1:
+        idx = idx.add_(bcast(torch.arange(c, device=x.device) * s, x))
+    return idx.reshape(-1), t, tc
 
 
-def _horner(rows: Tensor, tc: Tensor, t: Tensor, deriv: bool) -> tuple[Tensor, Tensor | None]:
-    """Value (with tail) and optionally d/dt of sum_p rows[..., p] tc^p."""
-    m = rows.shape[-1]
+def _lookup(table: Tensor, flat: Tensor, x: Tensor, first: int = 0) -> list[Tensor]:
+    c, s, m = table.shape
+    cols = table.reshape(c * s, m).t().contiguous()
+    return [torch.zeros(())] * first + [cols[p].index_select(0, flat).view(x.shape) for p in range(first, m)]
+
+
+def _horner(cols: list[Tensor], tc: Tensor, t: Tensor, deriv: bool) -> tuple[Tensor, Tensor | None]:
+    """Value (with tail) and optionally d/dt of sum_p cols[p] tc^p (cols[0] unused for deriv)."""
+    m = len(cols)
     if m == 2:
-        return torch.addcmul(rows[..., 0], rows[..., 1], t), rows[..., 1]
-    val = rows[..., m - 1]
-    der = rows[..., m - 1] * (m - 1)
+        return (torch.addcmul(cols[0], cols[1], t) if not deriv else cols[1]), cols[1]
+    der = cols[m - 1] * (m - 1)
+    if deriv:
+        for p in range(m - 2, 0, -1):
+            der = der.mul_(tc).add_(cols[p], alpha=p)
+        return der, der
+    val = cols[m - 1].clone()
     for p in range(m - 2, -1, -1):
-        val = torch.addcmul(rows[..., p], val, tc)
+        val = val.mul_(tc).add_(cols[p])
         if p > 0:
-            der = torch.addcmul(rows[..., p] * p, der, tc)
-    return torch.addcmul(val, der, t - tc), der if deriv else None
+            der = der.mul_(tc).add_(cols[p], alpha=p)
+    return val.addcmul_(der, t - tc), None
 
 
 class RationalFn(torch.autograd.Function):
@@ -174,13 +171,13 @@ class RationalFn(torch.autograd.Function):
         dp = _horner_poly(x, a[:, 1:] * torch.arange(1, m1, dtype=a.dtype, device=a.device), x)
         dq = _horner_poly(ax, ab * torch.arange(1, n + 1, dtype=a.dtype, device=a.device), x)
         gq = g / q
-        gx = gq * (dp - r * dq * torch.sign(x))
+        gx = gq * dp.sub_(r * dq * torch.sign(x))
         # Powers of x over Q stay bounded for large |x| (Q grows like |x|^n).
-        ga, pw = [reduce_units(gq, c)], gq
-        for _ in range(1, m1):
-            pw = pw * x
-            ga.append(reduce_units(pw, c))
-        gb, pw = [], -gq * r
+        ga, pw = [reduce_units(gq, c)], x
+        for j in range(1, m1):
+            ga.append(reduce_product(gq, pw, c))
+            pw = pw * x if j + 1 < m1 else pw
+        gb, pw = [], gq.mul_(r).neg_()  # gq is not needed any more
         for _ in range(n):
             pw = pw * ax
             gb.append(reduce_units(pw, c))

@@ -46,6 +46,15 @@ def reduce_units(t: Tensor, n_units: int) -> Tensor:
     return t.sum(dim=dims)
 
 
+def reduce_product(a: Tensor, b: Tensor | float, n_units: int) -> Tensor:
+    """``reduce_units(a * b)``; a dot product (no temporary) for layer sharing."""
+    if isinstance(b, float):
+        return reduce_units(a, n_units) * b
+    if n_units == 1 and a.shape == b.shape and a.is_contiguous() and b.is_contiguous():
+        return torch.dot(a.reshape(-1), b.reshape(-1)).reshape(1)
+    return reduce_units(a * b, n_units)
+
+
 def check_input(x: Tensor, n_units: int) -> None:
     if n_units > 1 and (x.dim() < 2 or x.shape[1] != n_units):
         raise ValueError(f"expected input with {n_units} channels on dim 1, got shape {tuple(x.shape)}")
@@ -60,6 +69,3 @@ def ungrid(y: Tensor, n_units: int) -> Tensor:
     """Inverse of :func:`unit_grid` for outputs: (C, L) per unit, else (L,)."""
     return y.t().contiguous() if n_units > 1 else y.reshape(-1)
 
-
-def zeros_param(n_units: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.nn.Parameter:
-    return torch.nn.Parameter(torch.zeros(n_units, *shape, dtype=dtype))

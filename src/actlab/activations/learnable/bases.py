@@ -69,9 +69,18 @@ class ThreeTerm(Basis):
         yield cur, dcur
         for k in range(1, n - 1):
             al, ga = self.alpha(k), self.gamma(k)
-            nxt = al * z * cur - ga * prev if ga else al * z * cur
+            # One new tensor per term, the rest in place: on CPU allocation dominates.
+            nxt = z * cur
+            if al != 1.0:
+                nxt.mul_(al)
+            if ga:
+                nxt.sub_(prev, alpha=ga) if isinstance(prev, Tensor) else nxt.sub_(ga * prev)
             if deriv:
-                dnxt = al * (cur + z * dcur) - ga * dprev if ga else al * (cur + z * dcur)
+                dnxt = (z * dcur).add_(cur)
+                if al != 1.0:
+                    dnxt.mul_(al)
+                if ga:
+                    dnxt.sub_(dprev, alpha=ga) if isinstance(dprev, Tensor) else dnxt.sub_(ga * dprev)
                 dprev, dcur = dcur, dnxt
             prev, cur = cur, nxt
             yield cur, (dcur if deriv else 0.0)
