@@ -144,7 +144,10 @@ def _log_pairwise(ea: Tensor, eg: Tensor, eps: float) -> Tensor:
 
 
 def spectrum_cdf(log_eigs: Tensor, bins: int, range: tuple[float, float]) -> np.ndarray:
-    """Fraction of log eigenvalues at or below each right bin edge; values outside ``range`` count in the end bins."""
+    """Fraction of log eigenvalues at or below each right bin edge.
+
+    Values outside ``range`` count in the end bins, so every CDF ends at 1.
+    """
     lo, hi = range
     counts, _ = np.histogram(np.clip(log_eigs.numpy(), lo, hi), bins=bins, range=(lo, hi))
     return np.cumsum(counts) / max(len(log_eigs), 1)

@@ -128,9 +128,9 @@ class ReplayResult:
     top_frac: float
 
 
-def replay(features: FeatureInput, scores: Sequence[float], start: Sequence[int], *, budget: int | None = None,
-           seeds: Iterable[int] = range(5), surrogate: str = "umap_knn", epsilon: float = 0.0,
-           top_frac: float = 0.01, **surrogate_kwargs: object) -> ReplayResult:
+def replay(features: FeatureInput, scores: Sequence[float], start: Sequence[int], *,
+           budget: int | None = None, seeds: Iterable[int] = range(5), surrogate: str = "umap_knn",
+           epsilon: float = 0.0, top_frac: float = 0.01, **surrogate_kwargs: object) -> ReplayResult:
     """Surrogate vs random search over ``seeds``, each ``budget`` evaluations long (default: all)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or not np.isfinite(scores).all():
@@ -145,7 +145,8 @@ def replay(features: FeatureInput, scores: Sequence[float], start: Sequence[int]
                                   epsilon=epsilon, **surrogate_kwargs)
         r_order = random_order(len(scores), start, seed)  # complete, so its count is always finite
         runs["surrogate"].append((best_so_far(scores, s_order), evals_to_reach(scores, s_order, threshold)))
-        runs["random"].append((best_so_far(scores, r_order[:budget]), evals_to_reach(scores, r_order, threshold)))
+        r_count = evals_to_reach(scores, r_order, threshold)
+        runs["random"].append((best_so_far(scores, r_order[:budget]), r_count))
     if not runs["random"]:
         raise ActlabError("replay needs at least one seed")
     curves = {k: Curves(np.stack([b for b, _ in v]), np.array([e for _, e in v])) for k, v in runs.items()}

@@ -44,7 +44,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
-from actlab._registry import Registry, unknown_name_message
+from actlab._registry import Registry, closest, unknown_name_message
 from actlab.activations import ops
 from actlab.activations.expr import compile_expression
 from actlab.activations.spec import Node, parse
@@ -147,12 +147,16 @@ class SearchSpace:
         return {"names": len(self.names), "finite": int(self.finite.sum()), "unique": len(self.unique)}
 
     def index(self, name: str) -> int:
-        """Row of a representative in ``unique``/``outputs``."""
+        """Row in ``unique``/``outputs`` of the class of an enumerated (finite) function."""
         if not self._index:
             self._index.update({n: i for i, n in enumerate(self.unique)})
-        if name not in self._index:
-            raise UnknownNameError(unknown_name_message("function of the search space", name, self.unique))
-        return self._index[name]
+        rep = self.representative.get(name)
+        if rep is None:
+            hint = closest(name, list(self.representative))
+            suggestion = f" Did you mean {hint!r}?" if hint else ""
+            raise UnknownNameError(f"{name!r} is not a finite function of this search space of "
+                                   f"{len(self.names)} names.{suggestion}")
+        return self._index[rep]
 
     def find(self, spec: str) -> str | None:
         """The representative of the class an arbitrary expression falls in, if any.
@@ -220,6 +224,8 @@ def enumerate_space(
     atol: float = 1e-6,
 ) -> SearchSpace:
     """Enumerate ``schemas`` over the grammar's operators (or subsets of them) and deduplicate."""
+    if not schemas:
+        raise ActlabError(f"name at least one schema: {', '.join(SCHEMAS.names())}")
     if equivalence not in ("exact", "tol"):
         raise ActlabError(f"equivalence must be 'exact' or 'tol', got {equivalence!r}")
     if equivalence == "tol" and not (rtol > 0 and atol > 0):

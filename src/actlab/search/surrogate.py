@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.neighbors import KNeighborsRegressor
@@ -55,7 +56,8 @@ def combine_features(features: FeatureInput) -> np.ndarray:
     """One scaled feature matrix from an array or a list of blocks (see the module docstring)."""
     blocks = [features] if isinstance(features, np.ndarray) else list(features)
     if not blocks or len({len(b) for b in blocks}) != 1:
-        raise ActlabError(f"feature blocks must be non-empty with equal row counts, got {[len(b) for b in blocks]}")
+        rows = [len(b) for b in blocks]
+        raise ActlabError(f"feature blocks must be non-empty with equal row counts, got {rows}")
     scaled = [_robust_scale(b) for b in blocks]
     return np.hstack([s / np.sqrt(s.shape[1]) for s in scaled])
 
@@ -68,7 +70,7 @@ class Surrogate:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-        self._features: np.ndarray | None = None
+        self._features: list[np.ndarray] | None = None
         self._embedding: np.ndarray | None = None
         self._model = None
 
@@ -79,12 +81,16 @@ class Surrogate:
         raise NotImplementedError
 
     def embedding(self, features_all: FeatureInput) -> np.ndarray:
-        x = combine_features(features_all)
-        if self._features is None or not np.array_equal(x, self._features):
-            self._features, self._embedding = x, self._embed(x)
+        """The embedding of all functions; recomputed only when the features change."""
+        blocks = [features_all] if isinstance(features_all, np.ndarray) else list(features_all)
+        cached = self._features
+        if cached is None or len(cached) != len(blocks) or not all(map(np.array_equal, cached, blocks)):
+            self._embedding = self._embed(combine_features(blocks))
+            self._features = [np.array(b, copy=True) for b in blocks]
         return self._embedding
 
-    def fit(self, features_all: FeatureInput, evaluated_idx: Sequence[int], scores: Sequence[float]) -> Surrogate:
+    def fit(self, features_all: FeatureInput, evaluated_idx: Sequence[int],
+            scores: Sequence[float]) -> Surrogate:
         emb = self.embedding(features_all)
         idx = np.asarray(evaluated_idx, dtype=np.int64)
         y = np.asarray(scores, dtype=np.float64)
@@ -94,7 +100,10 @@ class Surrogate:
             raise ActlabError(f"evaluated indices must lie in [0, {len(emb)}), got {idx.min()}..{idx.max()}")
         if len(np.unique(idx)) != len(idx) or not np.isfinite(y).all():
             raise ActlabError("evaluated indices must be distinct and their scores finite")
-        self._model = self._regressor(len(idx)).fit(emb[idx], y)
+        with warnings.catch_warnings():
+            # a GP hyper-parameter at its bound is expected (e.g. no noise in a table)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self._model = self._regressor(len(idx)).fit(emb[idx], y)
         return self
 
     def predict(self, idx: Sequence[int]) -> np.ndarray:
@@ -108,7 +117,8 @@ class _KNNMixin:
 
     def _regressor(self, num_evaluated: int) -> KNeighborsRegressor:
         if self.k > num_evaluated:
-            raise ActlabError(f"k={self.k} neighbours need at least {self.k} evaluated functions, got {num_evaluated}")
+            raise ActlabError(
+                f"k={self.k} neighbours need at least {self.k} evaluated functions, got {num_evaluated}")
         return KNeighborsRegressor(n_neighbors=self.k)
 
 
@@ -129,7 +139,8 @@ class UMAPKNN(_KNNMixin, Surrogate):
         try:
             import umap
         except ImportError:
-            raise ActlabError("the umap_knn surrogate needs umap-learn: pip install 'actlab[search]'") from None
+            msg = "the umap_knn surrogate needs umap-learn: pip install 'actlab[search]'"
+            raise ActlabError(msg) from None
         reducer = umap.UMAP(n_components=self.n_components, n_neighbors=min(self.n_neighbors, len(x) - 1),
                             min_dist=self.min_dist, random_state=self.seed, n_jobs=1)
         with warnings.catch_warnings():
@@ -149,9 +160,13 @@ class PCAKNN(_KNNMixin, Surrogate):
 
 
 class PCAGP(Surrogate):
-    """Gaussian-process regression (RBF + noise, fitted hyper-parameters) on a PCA embedding."""
+    """Gaussian-process regression (isotropic RBF + noise, fitted hyper-parameters) on a PCA embedding.
 
-    def __init__(self, n_components: int = 8, restarts: int = 2, seed: int = 0) -> None:
+    One length scale rather than one per component: fitting 8 of them by
+    marginal likelihood costs seconds per fit, too slow inside a search loop.
+    """
+
+    def __init__(self, n_components: int = 8, restarts: int = 0, seed: int = 0) -> None:
         super().__init__(seed)
         self.n_components, self.restarts = n_components, restarts
 
@@ -162,7 +177,7 @@ class PCAGP(Surrogate):
     def _regressor(self, num_evaluated: int) -> GaussianProcessRegressor:
         if num_evaluated < 2:
             raise ActlabError(f"the GP surrogate needs at least 2 evaluated functions, got {num_evaluated}")
-        kernel = ConstantKernel() * RBF(np.ones(self._embedding.shape[1])) + WhiteKernel(1e-2)
+        kernel = ConstantKernel() * RBF(1.0) + WhiteKernel(1e-2)
         return GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=self.restarts,
                                         random_state=self.seed)
 
@@ -183,7 +198,9 @@ def make_surrogate(name: str, **kwargs: object) -> Surrogate:
 
 
 def spearman(pred: Sequence[float], true: Sequence[float]) -> float:
-    """Spearman rank correlation (scipy)."""
+    """Spearman rank correlation (scipy); 0 when either side is constant (no ranking at all)."""
+    if np.ptp(np.asarray(pred, dtype=float)) == 0 or np.ptp(np.asarray(true, dtype=float)) == 0:
+        return 0.0
     return float(spearmanr(pred, true).statistic)
 
 
