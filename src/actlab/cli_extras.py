@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-COMMANDS: list = []
+from actlab.annealing.cli import add_plot_command
+from actlab.compress.cli import add_compress_command
+
+COMMANDS: list = [add_plot_command, add_compress_command]

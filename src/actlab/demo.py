@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.console import Console
+from actlab._console import console as make_console
 
 from actlab.activations import ACTIVATIONS
+from actlab.compress.stored import compress_run
 from actlab.experiments import parse_config, run_experiment, write_report
 from actlab.experiments.results import export, print_summary
 
@@ -28,6 +29,8 @@ OPTIONAL = [
     "theta_relu(mode=trainable)",
 ]
 EPOCHS = 3
+# Learned activations whose trained model is also shown compressed to a 64-knot lookup table.
+COMPRESS = ("subnet", "slaf")
 
 
 def demo_activations() -> list[str]:
@@ -38,22 +41,22 @@ def run_demo(workdir: Path, epochs: int | None = None, progress: bool = True) ->
     """Train the demo grid into ``workdir``, print the table, write the HTML report."""
     import actlab  # noqa: F401  (registers every family)
 
-    console = Console()
+    console = make_console()
     start = time.perf_counter()
     cfg = parse_config({
         "name": "demo", "datasets": ["mnist10k"], "models": ["cnn"],
         "activations": demo_activations(), "seeds": [0], "epochs": epochs or EPOCHS, "batch_size": 64, "lr": 2e-3,
     }, source="demo config")
     store = run_experiment(cfg, workdir, progress=progress)
+    for run in store.runs("demo"):
+        cfg_run = run["config"]
+        if cfg_run["activation"].split("(")[0] in COMPRESS and run["status"] == "done" \
+                and "compressed_from" not in cfg_run:
+            compress_run(workdir, run["run_id"], method="pwl", knots=64, latency=False)
     _, summary = export(store)
-    for hook in POST_HOOKS:
-        summary += hook(store, cfg, console)
     print_summary(summary, console, title=f"actlab demo — {cfg.epochs} epochs, seed 0, CNN")
     store.close()
     report = write_report(workdir, title="actlab demo")
     console.print(f"report: {report}\nwall time: {time.perf_counter() - start:.0f} s")
     return summary
 
-
-# Extra demo steps (e.g. compressing a learned model) register here: fn(store, cfg, console) -> summary rows.
-POST_HOOKS: list = []

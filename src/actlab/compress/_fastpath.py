@@ -1,11 +1,16 @@
-"""The lookup-table formula, eager and fused by ``torch.compile``.
+"""The lookup-table formula: a hand-written kernel, fused by ``torch.compile``, or eager.
 
-Eagerly the formula runs as eight passes over the tensor; compiled it is one
-loop that reads x once and writes y once, which is what makes a table about
-as cheap as ReLU. Compiling costs seconds once per process and may be
-unavailable (no C++ compiler, an unsupported platform), so the choice is made
-once per device and layout by timing both, and any failure falls back to the
-eager formula with one warning.
+Eagerly the formula runs as nine passes over the tensor; compiled it is one
+loop that reads x once and writes y once, but reads the tables element by
+element; the kernel of :mod:`actlab.compress._kernel` also keeps the tables
+in registers, which is what makes a table about as cheap as ReLU. Where the
+kernel applies (contiguous float32 on CPU) and builds, it is used. Otherwise
+compiling costs seconds once per process and may be unavailable (no C++
+compiler, an unsupported platform), so the choice is made once per device
+and layout by timing both, and any failure falls back to the eager formula
+with one warning.
+
+NaN inputs give NaN; +-inf follow the tail lines (NaN where an end slope is 0).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from actlab.compress import _kernel
+
 
 def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offset: Tensor, last: int) -> Tensor:
     """The reference: ``a[i] + t b[i]`` with i = clamp(floor(u), 0, last) the segment of x.
@@ -25,7 +32,8 @@ def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offse
     of the flattened tables ``a`` and ``b``.
     """
     u = (x - lo) * inv_h
-    i = torch.clamp(torch.floor(u), 0, last)
+    # a NaN index would read out of bounds; segment 0 instead keeps y = NaN through t
+    i = torch.nan_to_num(torch.clamp(torch.floor(u), 0, last), nan=0.0)
     t = u - i
     j = i.long() + offset
     return a[j] + t * b[j]
@@ -68,9 +76,13 @@ def _decide(args: tuple) -> str:
 
 
 def lookup(args: tuple, prefer: str = "auto") -> Tensor:
-    """Evaluate the table by the compiled path where it works (and, for "auto", is faster)."""
+    """Evaluate the table by the kernel ("auto", where it applies), else by the compiled
+    path where it works (and, for "auto", is faster than eager)."""
     global _warned
-    x = args[0]
+    x, lo, inv_h, a, b = args[:5]
+    channels = lo.numel()
+    if prefer == "auto" and _kernel.supports(x, channels) and _kernel.available():
+        return _kernel.lookup(x, lo.reshape(-1), inv_h.reshape(-1), a.reshape(channels, -1), b.reshape(channels, -1))
     key = (x.device.type, args[5].numel() > 1, x.ndim, prefer)
     if key not in _choice:
         try:
@@ -90,5 +102,8 @@ def lookup(args: tuple, prefer: str = "auto") -> Tensor:
 
 
 def chosen_paths() -> dict[tuple, str]:
-    """What ``lookup`` decided so far, for reports and benchmarks."""
+    """What ``lookup`` decided between compiled and eager so far, for reports and benchmarks.
+
+    Calls served by the kernel are not recorded: it is used whenever it applies.
+    """
     return dict(_choice)

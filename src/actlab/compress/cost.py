@@ -139,6 +139,7 @@ class ModelCost:
     layer_flops: float
     activation_flops: float
     params: int
+    stored: int  # numbers kept at inference: parameters plus buffers (lookup tables, norm statistics)
     per_site: dict[str, float] = field(default_factory=dict)
 
 
@@ -186,7 +187,8 @@ def model_cost(model: nn.Module, sample: Tensor) -> ModelCost:
                 for key, n in elements.items()}
     acts = sum(per_site.values())
     params = sum(p.numel() for p in model.parameters())
-    return ModelCost(layers[0] / batch + acts, layers[0] / batch, acts, params, per_site)
+    stored = params + sum(b.numel() for b in model.buffers())
+    return ModelCost(layers[0] / batch + acts, layers[0] / batch, acts, params, stored, per_site)
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...] = (1, 256),

@@ -79,7 +79,11 @@ class PWLActivation(_Compressed):
     beyond the range the first and last segments continue as straight lines.
     ``fast`` picks the evaluation in eval mode: "eager" runs the formula op by
     op, "compiled" fuses it into one pass with ``torch.compile``, and "auto"
-    times both once per device and layout and keeps the faster.
+    uses the hand-vectorised CPU kernel (:mod:`actlab.compress._kernel`) for
+    contiguous float32 inputs where it builds, and otherwise times compiled
+    and eager once per device and layout and keeps the faster. Training, and
+    inputs that require grad, always take the differentiable eager formula.
+    NaN inputs give NaN on every path.
     """
 
     def __init__(self, values: Tensor, lo: Tensor | float, hi: Tensor | float, fast: str = "auto") -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from actlab._console import console as make_console
+
 from actlab.store import RunStore
 
 GROUP = ("experiment", "dataset", "model", "activation")
@@ -90,7 +92,7 @@ def print_summary(summary: list[dict], console: Console | None = None, title: st
             f"{row['params']:,}" if row["params"] else "—",
             f"{row['train_time_mean']:.1f}" if row["train_time_mean"] == row["train_time_mean"] else "—",
         )
-    (console or Console(width=max(Console().width, 120))).print(table)
+    (console or make_console()).print(table)
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
