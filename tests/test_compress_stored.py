@@ -1,0 +1,56 @@
+"""Compressing a stored run: Python API and CLI, results stored beside the original."""
+
+import pytest
+
+from actlab.cli import main
+from actlab.compress.stored import compress_run
+from actlab.errors import ActlabError
+from actlab.experiments import parse_config, run_experiment
+from actlab.experiments.results import export
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compress_run")
+    cfg = parse_config({"name": "c", "datasets": ["moons"], "models": ["mlp(widths=[16])"],
+                        "activations": ["rational", "relu"], "epochs": 3, "lr": 0.01})
+    run_experiment(cfg, path, progress=False).close()
+    return path
+
+
+def _run_id(workdir, activation):
+    from actlab.store import RunStore
+
+    store = RunStore(workdir)
+    return next(r["run_id"] for r in store.runs() if r["config"]["activation"] == activation)
+
+
+def test_compressed_run_is_stored_beside_the_original_with_costs(workdir):
+    rid = _run_id(workdir, "rational")
+    out = compress_run(workdir, rid[:5], method="pwl", knots=64, latency=False)
+    assert abs(out["delta_pp"]) <= 1.0  # a 64-knot table keeps a rational's accuracy on moons
+    assert out["activation_flops"] < out["original_activation_flops"]
+    from actlab.store import RunStore
+
+    rows, summary = export(RunStore(workdir))
+    derived = [r for r in rows if r["activation"] == "rational -> pwl(knots=64)"]
+    assert len(derived) == 1 and derived[0]["status"] == "done"
+    assert derived[0]["test_acc"] == pytest.approx(out["test_acc"])
+
+
+def test_bad_run_reference_and_sizes_are_clear_errors(workdir):
+    with pytest.raises(ActlabError, match="no run"):
+        compress_run(workdir, "zzzz")
+    with pytest.raises(ActlabError, match="at least 2"):
+        compress_run(workdir, _run_id(workdir, "rational"), knots=1)
+    with pytest.raises(ActlabError, match="no run store"):
+        compress_run(workdir / "missing", "abc")
+
+
+def test_cli_compress_prints_both_models_and_exit_codes(workdir, capsys):
+    rid = _run_id(workdir, "rational")
+    assert main(["compress", str(workdir), rid, "--tolerance", "0.01", "--no-latency"]) == 0
+    out = capsys.readouterr().out
+    assert "original" in out and "compressed" in out and "percentage points" in out
+    assert main(["compress", str(workdir), rid, "--method", "splin"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
