@@ -6,3 +6,4 @@ from actlab.annealing.cli import add_plot_command
 from actlab.compress.cli import add_compress_command
 
 COMMANDS: list = [add_plot_command, add_compress_command]
+from actlab.search.cli import add_search_command; COMMANDS.append(add_search_command)  # noqa: E402,E702

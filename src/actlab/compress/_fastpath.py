@@ -3,12 +3,12 @@
 Eagerly the formula runs as nine passes over the tensor; compiled it is one
 loop that reads x once and writes y once, but reads the tables element by
 element; the kernel of :mod:`actlab.compress._kernel` also keeps the tables
-in registers, which is what makes a table about as cheap as ReLU. Where the
-kernel applies (contiguous float32 on CPU) and builds, it is used. Otherwise
-compiling costs seconds once per process and may be unavailable (no C++
-compiler, an unsupported platform), so the choice is made once per device
-and layout by timing both, and any failure falls back to the eager formula
-with one warning.
+in registers, which is what makes a table about as cheap as ReLU.
+``PWLActivation`` uses that kernel where it applies (contiguous float32 on
+CPU) and builds, and this module otherwise. Compiling costs seconds once per
+process and may be unavailable (no C++ compiler, an unsupported platform), so
+the choice is made once per device and layout by timing both, and any
+failure falls back to the eager formula with one warning.
 
 NaN inputs give NaN; +-inf follow the tail lines (NaN where an end slope is 0).
 """
@@ -21,8 +21,6 @@ import warnings
 
 import torch
 from torch import Tensor
-
-from actlab.compress import _kernel
 
 
 def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offset: Tensor, last: int) -> Tensor:
@@ -76,13 +74,9 @@ def _decide(args: tuple) -> str:
 
 
 def lookup(args: tuple, prefer: str = "auto") -> Tensor:
-    """Evaluate the table by the kernel ("auto", where it applies), else by the compiled
-    path where it works (and, for "auto", is faster than eager)."""
+    """Evaluate the table by the compiled path where it works (and, for "auto", is faster)."""
     global _warned
-    x, lo, inv_h, a, b = args[:5]
-    channels = lo.numel()
-    if prefer == "auto" and _kernel.supports(x, channels) and _kernel.available():
-        return _kernel.lookup(x, lo.reshape(-1), inv_h.reshape(-1), a.reshape(channels, -1), b.reshape(channels, -1))
+    x = args[0]
     key = (x.device.type, args[5].numel() > 1, x.ndim, prefer)
     if key not in _choice:
         try:
@@ -102,8 +96,6 @@ def lookup(args: tuple, prefer: str = "auto") -> Tensor:
 
 
 def chosen_paths() -> dict[tuple, str]:
-    """What ``lookup`` decided between compiled and eager so far, for reports and benchmarks.
-
-    Calls served by the kernel are not recorded: it is used whenever it applies.
-    """
+    """What ``lookup`` decided so far, for reports and benchmarks (the kernel, tried
+    first by ``PWLActivation``, never reaches ``lookup``)."""
     return dict(_choice)

@@ -15,6 +15,7 @@ warning and callers use the compiled or eager formula.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -25,24 +26,33 @@ _SOURCE = Path(__file__).with_name("_pwl_kernel.cpp")
 ISAS = ("scalar", "avx2", "avx512")  # index = the kernel's isa argument
 _op = None
 _tried = False
+_lock = threading.Lock()  # two threads' first calls must not build twice
+_error = ""  # why the build failed, for the warning and for tests that skip
 
 
 def _load():
     """The operator, building it on the first call of the process; None if that failed."""
-    global _op, _tried
     if not _tried:
-        _tried = True
-        try:
-            from torch.utils.cpp_extension import load_inline
-
-            # -ffp-contract=off: a fused multiply-add would round differently from the eager formula
-            load_inline("actlab_pwl_kernel", cpp_sources=[_SOURCE.read_text()], is_python_module=False,
-                        no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
-            _op = torch.ops.actlab_pwl
-        except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, unwritable cache: fall back
-            warnings.warn(f"building the lookup-table kernel failed, using torch.compile or eager: {exc}",
-                          stacklevel=4)
+        with _lock:
+            if not _tried:
+                _build()
     return _op
+
+
+def _build() -> None:
+    global _op, _tried, _error
+    try:
+        from torch.utils.cpp_extension import load_inline
+
+        # -ffp-contract=off: a fused multiply-add would round differently from the eager formula
+        load_inline("actlab_pwl_kernel", cpp_sources=[_SOURCE.read_text()], is_python_module=False,
+                    no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
+        _op = torch.ops.actlab_pwl
+    except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, unwritable cache: fall back
+        _error = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"building the lookup-table kernel failed, using torch.compile or eager: {_error}",
+                      stacklevel=5)
+    _tried = True
 
 
 def available() -> bool:
@@ -72,5 +82,6 @@ def lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, isa: str 
     op = _load()
     if op is None:
         raise RuntimeError("the lookup-table kernel is not available")
-    lo, inv_h, a, b = (t.contiguous() for t in (lo, inv_h, a, b))  # tiny; slices of tables may be strided
+    # no-ops for float32 module buffers; a sliced table may be strided
+    lo, inv_h, a, b = (t.to(torch.float32).contiguous() for t in (lo, inv_h, a, b))
     return op.lookup(x, lo, inv_h, a, b, -1 if isa is None else ISAS.index(isa))

@@ -275,6 +275,12 @@ at::Tensor lookup(const at::Tensor& x, const at::Tensor& lo, const at::Tensor& i
   return out;
 }
 
+// Shapes only, for torch.compile and torch.export tracing.
+at::Tensor lookup_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                       const at::Tensor&, int64_t) {
+  return at::empty_like(x);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(actlab_pwl, m) {
@@ -283,3 +289,4 @@ TORCH_LIBRARY(actlab_pwl, m) {
 }
 
 TORCH_LIBRARY_IMPL(actlab_pwl, CPU, m) { m.impl("lookup", &lookup); }
+TORCH_LIBRARY_IMPL(actlab_pwl, Meta, m) { m.impl("lookup", &lookup_meta); }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from actlab.compress import _fastpath
+from actlab.compress import _fastpath, _kernel
 from actlab.errors import ActlabError
 
 FAST_MODES = ("auto", "compiled", "eager")
@@ -111,10 +111,13 @@ class PWLActivation(_Compressed):
         return lo, inv_h, a, b, offset, k - 2
 
     def forward(self, x: Tensor) -> Tensor:
-        args = (x, *self._tables(x))
         if self.training or self.fast == "eager" or torch.is_grad_enabled() and x.requires_grad:
-            return _fastpath.pwl_lookup(*args)
-        return _fastpath.lookup(args, prefer=self.fast)
+            return _fastpath.pwl_lookup(x, *self._tables(x))
+        if self.fast == "auto" and _kernel.supports(x, self.channels) and _kernel.available():
+            # the kernel takes the tables per channel as they are: no broadcast views or offsets to build
+            inv_h = (self.size - 1) / (self.hi - self.lo)
+            return _kernel.lookup(x, self.lo, inv_h, self.values[:, :-1], torch.diff(self.values, dim=1))
+        return _fastpath.lookup((x, *self._tables(x)), prefer=self.fast)
 
     def flops_per_element(self) -> float:
         # u = (x - lo) * inv_h: 2, floor: 1, clamp: 2, t = u - i: 1, a + t b: 2 (plus two table reads)

@@ -6,8 +6,10 @@ would keep every intermediate of a degree-k polynomial (k full-size tensors
 per site); here a site costs one saved tensor, like ReLU's saved output.
 Parameters arrive per unit as ``(C, ...)``; see ``_sharing``.
 
-The Python loops run over the degree (a handful of iterations), never over
-elements; torch.compile unrolls them and fuses the elementwise chain.
+float32 CPU calls with a contiguous input run the fused C++ kernels of
+``_kernels`` (one pass forward, one backward); the PyTorch code below is the
+reference, and the path for every other case. Its Python loops run over the
+degree (a handful of iterations), never over elements.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._sharing import bcast, reduce_product, reduce_units
 from actlab.activations.learnable.bases import BASES
 
@@ -36,6 +39,9 @@ class SlafFn(torch.autograd.Function):
                 basis_name: str) -> Tensor:
         ctx.save_for_backward(x, a, w, dends)
         ctx.inv_range, ctx.basis_name = inv_range, basis_name
+        plan = _kernels.slaf_plan(basis_name, a.shape[1])
+        if plan is not None and _kernels.usable(x, a, w, dends):
+            return _kernels.slaf_forward(x, a, w, dends, inv_range, plan)
         basis, n = BASES.get(basis_name), a.shape[1]
         z = x * inv_range
         zc = z if basis.periodic else z.clamp(-1.0, 1.0)
@@ -55,6 +61,9 @@ class SlafFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         x, a, w, dends = ctx.saved_tensors
+        plan = _kernels.slaf_plan(ctx.basis_name, a.shape[1])
+        if plan is not None and _kernels.usable(x, a, w, dends):
+            return *_kernels.slaf_backward(g, x, a, w, dends, ctx.inv_range, plan), None, None, None
         basis, n, c = BASES.get(ctx.basis_name), a.shape[1], a.shape[0]
         z = x * ctx.inv_range
         zc = z if basis.periodic else z.clamp(-1.0, 1.0)
@@ -91,12 +100,16 @@ class PiecewiseFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> Tensor:
         ctx.save_for_backward(x, table, inv_h, offset)
+        if _kernels.usable(x, table, inv_h, offset):
+            return _kernels.piecewise_forward(x, table, inv_h, offset)
         flat, t, tc = _locate(x, table, inv_h, offset)
         return _horner(_lookup(table, flat, x), tc, t, deriv=False)[0]
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, table, inv_h, offset = ctx.saved_tensors
+        if _kernels.usable(x, table, inv_h, offset):
+            return *_kernels.piecewise_backward(g, x, table, inv_h, offset), None, None
         c, s, m = table.shape
         flat, t, tc = _locate(x, table, inv_h, offset)
         _, slope = _horner(_lookup(table, flat, x, first=1), tc, t, deriv=True)
@@ -158,12 +171,16 @@ class RationalFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, a: Tensor, b: Tensor) -> Tensor:
         ctx.save_for_backward(x, a, b)
+        if _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
+            return _kernels.rational_forward(x, a, b)
         p, q = _rational_pq(x, a, b)
         return p / q
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, a, b = ctx.saved_tensors
+        if _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
+            return _kernels.rational_backward(g, x, a, b)
         c, m1, n = a.shape[0], a.shape[1], b.shape[1]
         ax, ab = x.abs(), b.abs()
         p, q = _rational_pq(x, a, b)
