@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import html
 import io
 from collections.abc import Callable
@@ -15,8 +16,10 @@ from actlab.experiments import plots
 from actlab.experiments.results import export, fmt_pm
 from actlab.store import RunStore
 
-# Extra sections (annealing, search, ...) register here: fn(store, rows) -> list of (title, html).
+# Extra sections register here: fn(store, rows) -> list of (title, html). The parts' report
+# modules append to it on import; write_report imports them, so no caller has to.
 SECTIONS: list[Callable[[RunStore, list[dict]], list[tuple[str, str]]]] = []
+SECTION_MODULES = ("actlab.annealing.report", "actlab.search.report")
 
 
 def figure_html(fig: Figure, alt: str = "") -> str:
@@ -68,6 +71,8 @@ def write_report(workdir: str | Path, title: str = "actlab report") -> Path:
     store = RunStore(workdir, create=False)
     rows, summary = export(store)
     sections = _curves_and_shapes(store, rows)
+    for module in SECTION_MODULES:
+        importlib.import_module(module)
     for extra in SECTIONS:
         sections += extra(store, rows)
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
