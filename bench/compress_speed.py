@@ -7,8 +7,14 @@ kernel (``fast="auto"``, actlab.compress._kernel), by the fused
 activation (1 -> 16 -> 1 with tanh, applied elementwise by broadcasting:
 ``make_activation("subnet(hidden=16)")`` when the family is registered, else
 a local stand-in with the same arithmetic; the result says which). Timings
-are interleaved (each repeat runs every candidate once) and reported as
-medians, because the machine is shared. Intra-op threads default to 1 as in
+are interleaved (each repeat runs every candidate once, in a shuffled order,
+so that no candidate always sits where preemption is likeliest) and reported
+as medians, because the machine is shared; beside wall time, the calling
+thread's CPU time (which leaves out time the thread was descheduled) and the
+1-minute load average say how much other work got in the way. glibc's
+malloc is told to keep freed memory (no trimming, no mmap below 32 MB), so
+that no candidate pays for fresh pages (10 ms per 16 MB output here) by the
+luck of the allocation order. Intra-op threads default to 1 as in
 bench/activation_speed.py. Goals: table <= 1.5x relu, >= 10x faster than subnet,
 judged on the fastest table path (the kernel where it builds).
 
@@ -18,7 +24,11 @@ judged on the fastest table path (the kernel where it builds).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
+import random
+import resource
 import statistics
 import sys
 import time
@@ -56,6 +66,16 @@ def subnet() -> tuple[nn.Module, str]:
         return StandInSubnet(16).eval(), "local stand-in (subnet family not registered)"
 
 
+def keep_freed_memory() -> bool:
+    """Stop glibc returning freed memory to the OS, where that is glibc; False elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 32 << 20))
+
+
 def run(quick: bool, repeats: int) -> dict:
     elements = 1 << 20 if quick else 1 << 22
     x = torch.randn(elements // 1024, 1024) * 2
@@ -64,33 +84,46 @@ def run(quick: bool, repeats: int) -> dict:
     tables = {fast: fit(Target(act, 1), lo, hi, "pwl", 64, fast=fast).module.eval()
               for fast in ("auto", "compiled", "eager")}
     candidates = {"relu": torch.relu}
-    if _kernel.available():  # else "auto" would only repeat compiled or eager
+    if _kernel.preferred():  # else "auto" would only repeat compiled or eager
         candidates[f"pwl64 kernel ({_kernel.best_isa()})"] = tables["auto"]
     candidates |= {"pwl64 compiled": tables["compiled"], "pwl64 eager": tables["eager"], "subnet H16": act}
     fastest = list(candidates)[1]
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    cpu: dict[str, list[float]] = {name: [] for name in candidates}
+    faults: dict[str, list[int]] = {name: [] for name in candidates}
+    load = [os.getloadavg()[0]]
     with torch.inference_mode():
         for fn in candidates.values():  # warm-up, compiles the fused path
             fn(x)
         reference = tables["eager"](x)
         max_diff = {name: float((candidates[name](x) - reference).abs().max())
                     for name in candidates if name.startswith("pwl64") and name != "pwl64 eager"}
+        order = random.Random(0)
         for _ in range(repeats):
-            for name, fn in candidates.items():
-                start = time.perf_counter()
+            for name in order.sample(list(candidates), len(candidates)):
+                fn = candidates[name]
+                os.sched_yield()  # start on a fresh time slice, so a short call is rarely cut in two
+                start_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 fn(x)
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.thread_time() - start_cpu)
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start_faults)
+    load.append(os.getloadavg()[0])
     median = {name: statistics.median(ts) for name, ts in times.items()}
+    median_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
     ns = {name: 1e9 * t / elements for name, t in median.items()}
     ratios = {"pwl_over_relu": median[fastest] / median["relu"],
               "subnet_over_pwl": median["subnet H16"] / median[fastest],
-              "compiled_over_relu": median["pwl64 compiled"] / median["relu"]}
+              "compiled_over_relu": median["pwl64 compiled"] / median["relu"],
+              "pwl_over_relu_cpu_time": median_cpu[fastest] / median_cpu["relu"]}
     return {
         "elements": elements, "repeats": repeats, "threads": torch.get_num_threads(), "subnet": source,
-        "fastest_table": fastest,
+        "fastest_table": fastest, "load_average_before_after": load,
         "fused_path": {"/".join(map(str, k)): v for k, v in _fastpath.chosen_paths().items()},
         "max_abs_diff_vs_eager": max_diff,
-        "median_s": median, "ns_per_element": ns, "ratios": ratios,
+        "median_s": median, "median_cpu_s": median_cpu,
+        "median_page_faults": {name: statistics.median(f) for name, f in faults.items()}, "ns_per_element": ns, "ratios": ratios,
         "goals_met": {"pwl_over_relu": ratios["pwl_over_relu"] <= GOALS["pwl_over_relu_max"],
                       "subnet_over_pwl": ratios["subnet_over_pwl"] >= GOALS["subnet_over_pwl_min"]},
     }
@@ -99,16 +132,22 @@ def run(quick: bool, repeats: int) -> dict:
 def markdown(result: dict) -> str:
     title = (f"# Compressed activation speed ({result['elements']} elements, "
              f"{result['threads']} thread(s), median of {result['repeats']})")
-    lines = [title, "", f"subnet: {result['subnet']}", "",
-             "| activation | median ms | ns / element | vs relu |", "|---|---|---|---|"]
-    relu = result["median_s"]["relu"]
+    before, after = result["load_average_before_after"]
+    lines = [title, "", f"subnet: {result['subnet']}; 1-minute load average {before:.1f} before, "
+             f"{after:.1f} after ({os.cpu_count()} CPUs)", "",
+             "| activation | median ms | ns / element | vs relu | median CPU ms | CPU vs relu |",
+             "|---|---|---|---|---|---|"]
+    relu, relu_cpu = result["median_s"]["relu"], result["median_cpu_s"]["relu"]
     for name, t in result["median_s"].items():
-        lines.append(f"| {name} | {1e3 * t:.3f} | {result['ns_per_element'][name]:.3f} | {t / relu:.2f}x |")
+        c = result["median_cpu_s"][name]
+        lines.append(f"| {name} | {1e3 * t:.3f} | {result['ns_per_element'][name]:.3f} | {t / relu:.2f}x "
+                     f"| {1e3 * c:.3f} | {c / relu_cpu:.2f}x |")
     r, g = result["ratios"], result["goals_met"]
     met = {k: "met" if v else "missed" for k, v in g.items()}
     fastest = result["fastest_table"]
     lines += ["", f"- {fastest} / relu: {r['pwl_over_relu']:.2f}x (goal <= 1.5x: {met['pwl_over_relu']})",
               f"- subnet / {fastest}: {r['subnet_over_pwl']:.1f}x (goal >= 10x: {met['subnet_over_pwl']})",
+              f"- {fastest} / relu in CPU time: {r['pwl_over_relu_cpu_time']:.2f}x",
               f"- pwl64 compiled / relu: {r['compiled_over_relu']:.2f}x"]
     lines += [f"- {name} vs eager table, max abs difference: {d:.2e}"
               for name, d in result["max_abs_diff_vs_eager"].items()]
@@ -123,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = run(args.quick, args.repeats or (5 if args.quick else 21))
+    kept = keep_freed_memory()
+    result = run(args.quick, args.repeats or (5 if args.quick else 21)) | {"malloc_keeps_freed_memory": kept}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compress_speed.json").write_text(json.dumps(result, indent=2, default=str))
     (args.out / "compress_speed.md").write_text(markdown(result))

@@ -66,3 +66,21 @@ def test_conv_flops_and_activation_flops_per_sample():
 def test_latency_is_measured_for_each_batch_size():
     latency = measure_latency(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), (4,), (1, 8), repeats=3, warmup=1)
     assert set(latency) == {1, 8} and all(t > 0 for t in latency.values())
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("slaf(degree=4,basis=chebyshev)", 4 * 4 + 5),
+        ("slaf(degree=4,basis=monomial,hybrid=true)", 4 * 2 + 5 + 3),
+        ("spline(knots=32)", 8),
+        ("spline(knots=32,order=3)", 22),
+        ("rational", 2 * 5 + 2 * 4 + 3),
+        ("subnet(hidden=8)", 4 * 8 + 8 * 10),
+    ],
+)
+def test_learnable_families_report_their_documented_flop_formula(spec, expected):
+    # a fused kernel is one opaque op to the FLOP counter: the family must state its own cost
+    from actlab.activations import Site, make_activation
+
+    assert flops_per_element(make_activation(spec, Site(4, "conv")), 4, 4) == expected

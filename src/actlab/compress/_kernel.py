@@ -25,6 +25,7 @@ from torch import Tensor
 _SOURCE = Path(__file__).with_name("_pwl_kernel.cpp")
 ISAS = ("scalar", "avx2", "avx512")  # index = the kernel's isa argument
 _op = None
+_vectorised = False
 _tried = False
 _lock = threading.Lock()  # two threads' first calls must not build twice
 _error = ""  # why the build failed, for the warning and for tests that skip
@@ -40,7 +41,7 @@ def _load():
 
 
 def _build() -> None:
-    global _op, _tried, _error
+    global _op, _vectorised, _tried, _error
     try:
         from torch.utils.cpp_extension import load_inline
 
@@ -48,6 +49,7 @@ def _build() -> None:
         load_inline("actlab_pwl_kernel", cpp_sources=[_SOURCE.read_text()], is_python_module=False,
                     no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
         _op = torch.ops.actlab_pwl
+        _vectorised = ISAS[_op.best_isa()] != "scalar"
     except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, unwritable cache: fall back
         _error = f"{type(exc).__name__}: {exc}"
         warnings.warn(f"building the lookup-table kernel failed, using torch.compile or eager: {_error}",
@@ -60,6 +62,12 @@ def available() -> bool:
     return _load() is not None
 
 
+def preferred() -> bool:
+    """Whether ``PWLActivation`` should use the kernel: built, and vectorised on this
+    CPU (its scalar loop is slower than what ``torch.compile`` makes)."""
+    return _load() is not None and _vectorised
+
+
 def best_isa() -> str:
     """The instruction set the kernel uses on this CPU: "avx512", "avx2" or "scalar"."""
     op = _load()
@@ -68,20 +76,23 @@ def best_isa() -> str:
     return ISAS[op.best_isa()]
 
 
-def supports(x: Tensor, channels: int) -> bool:
-    """Layouts the kernel takes: contiguous float32 on CPU, channels (if > 1) along dim 1."""
+def supports(x: Tensor, values: Tensor) -> bool:
+    """What the kernel takes: float32 on CPU, x contiguous with the channels of
+    ``values`` (C, K) along dim 1 when C > 1."""
+    channels = values.shape[0]
     return (x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
+            and values.device.type == "cpu" and values.dtype == torch.float32
             and (channels == 1 or (x.ndim >= 2 and x.shape[1] == channels)))
 
 
-def lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, isa: str | None = None) -> Tensor:
-    """The table formula for ``x``; ``lo``, ``inv_h`` (C,), ``a``, ``b`` (C, K-1) float32.
+def lookup(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor, isa: str | None = None) -> Tensor:
+    """The table of knot ``values`` (C, K) on ``[lo, hi]`` (C,) at ``x``, as ``PWLActivation`` defines it.
 
     ``isa`` forces a narrower instruction set than the CPU's best (for tests).
     """
     op = _load()
     if op is None:
         raise RuntimeError("the lookup-table kernel is not available")
-    # no-ops for float32 module buffers; a sliced table may be strided
-    lo, inv_h, a, b = (t.to(torch.float32).contiguous() for t in (lo, inv_h, a, b))
-    return op.lookup(x, lo, inv_h, a, b, -1 if isa is None else ISAS.index(isa))
+    # no-ops for a module's buffers
+    values, lo, hi = (t.to(torch.float32).contiguous() for t in (values, lo, hi))
+    return op.lookup(x, values, lo, hi, -1 if isa is None else ISAS.index(isa))

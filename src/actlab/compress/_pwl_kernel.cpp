@@ -1,9 +1,12 @@
 // The lookup-table activation y = a[i] + t b[i] on CPU, vectorised by hand.
 //
 // Built at run time by actlab/compress/_kernel.py. The reference is
-// actlab.compress._fastpath.pwl_lookup and the results equal it bit for bit:
-// the same float32 operations in the same order, and no fused multiply-add
-// (the build passes -ffp-contract=off). Per element, with T = K - 1 segments:
+// actlab.compress._fastpath.pwl_lookup on the tables PWLActivation._tables
+// builds, and the results equal it bit for bit: the same float32 operations
+// in the same order, and no fused multiply-add (the build passes
+// -ffp-contract=off). From the knot values v (K per channel) on [lo, hi]:
+//   a = v[:-1], b = diff(v), T = K - 1, inv_h = (1 / (hi - lo)) * T
+// (as torch evaluates T / (hi - lo)), and per element
 //   u = (x - lo) * inv_h;  f = min(max(floor(u), 0), T - 1);  t = u - f;
 //   y = a[f] + t * b[f]
 // max(NaN, 0) is 0 (as _mm*_max_ps returns its second operand), so a NaN input
@@ -140,7 +143,18 @@ AVX512_INLINE __mmask16 head(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-// Masked-off lanes load x = 0 and clamp to a valid segment, so every read stays in bounds.
+// 16 elements; masked-off lanes load x = 0 and clamp to a valid segment, so every read stays in bounds.
+template <int R>
+AVX512_INLINE void run_vector(const float* x, float* y, __mmask16 m, const __m512* ta, const __m512* tb,
+                              const Run& r, __m512 lo, __m512 inv_h, __m512 last) {
+  __m512 u = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), lo), inv_h);
+  __m512 f = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  f = _mm512_min_ps(_mm512_max_ps(f, _mm512_setzero_ps()), last);
+  __m512i i = _mm512_cvttps_epi32(f);
+  __m512 bt = _mm512_mul_ps(_mm512_sub_ps(u, f), read<R>(tb, r.b, i));
+  _mm512_mask_storeu_ps(y, m, _mm512_add_ps(read<R>(ta, r.a, i), bt));
+}
+
 template <int R>
 AVX512 void run_avx512(const float* x, float* y, int64_t n, const Run& r) {
   __m512 ta[R > 0 ? R : 1], tb[R > 0 ? R : 1];
@@ -150,16 +164,10 @@ AVX512 void run_avx512(const float* x, float* y, int64_t n, const Run& r) {
     tb[k] = m ? _mm512_maskz_loadu_ps(m, r.b + 16 * k) : _mm512_setzero_ps();
   }
   const __m512 lo = _mm512_set1_ps(r.lo), inv_h = _mm512_set1_ps(r.inv_h);
-  const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps(static_cast<float>(r.T - 1));
-  for (int64_t k = 0; k < n; k += 16) {
-    const __mmask16 m = head(n - k);
-    __m512 u = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), lo), inv_h);
-    __m512 f = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    f = _mm512_min_ps(_mm512_max_ps(f, zero), last);
-    __m512i i = _mm512_cvttps_epi32(f);
-    __m512 bt = _mm512_mul_ps(_mm512_sub_ps(u, f), read<R>(tb, r.b, i));
-    _mm512_mask_storeu_ps(y + k, m, _mm512_add_ps(read<R>(ta, r.a, i), bt));
-  }
+  const __m512 last = _mm512_set1_ps(static_cast<float>(r.T - 1));
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) run_vector<R>(x + k, y + k, 0xFFFF, ta, tb, r, lo, inv_h, last);
+  if (k < n) run_vector<R>(x + k, y + k, head(n - k), ta, tb, r, lo, inv_h, last);
 }
 
 AVX512 void lanes_avx512(const float* x, float* y, int64_t n, const Lanes& l, int64_t p) {
@@ -218,18 +226,17 @@ void check(const at::Tensor& t, const char* name) {
               name, " must be a contiguous float32 CPU tensor");
 }
 
-// x: float32 contiguous, channels along dim 1 when C > 1; lo, inv_h: (C,); a, b: (C, T).
+// x: float32 contiguous, channels along dim 1 when C > 1; values: (C, K); lo, hi: (C,).
 // isa: -1 for the best the CPU has, else 0 scalar, 1 AVX2, 2 AVX-512 (for tests).
-at::Tensor lookup(const at::Tensor& x, const at::Tensor& lo, const at::Tensor& inv_h, const at::Tensor& a,
-                  const at::Tensor& b, int64_t isa) {
+at::Tensor lookup(const at::Tensor& x, const at::Tensor& values, const at::Tensor& lo, const at::Tensor& hi,
+                  int64_t isa) {
   check(x, "x");
+  check(values, "values");
   check(lo, "lo");
-  check(inv_h, "inv_h");
-  check(a, "a");
-  check(b, "b");
-  TORCH_CHECK(a.dim() == 2 && a.sizes() == b.sizes() && a.size(1) >= 1, "a and b must both be (C, T), T >= 1");
-  const int64_t C = a.size(0), T = a.size(1);
-  TORCH_CHECK(lo.numel() == C && inv_h.numel() == C, "lo and inv_h need one entry per table row");
+  check(hi, "hi");
+  TORCH_CHECK(values.dim() == 2 && values.size(1) >= 2, "values must be (C, K) with K >= 2");
+  const int64_t C = values.size(0), K = values.size(1), T = K - 1;
+  TORCH_CHECK(lo.numel() == C && hi.numel() == C, "lo and hi need one entry per table row");
   TORCH_CHECK(C == 1 || (x.dim() >= 2 && x.size(1) == C), "x needs ", C, " channels along dim 1");
   TORCH_CHECK(C * T < (int64_t{1} << 31), "tables too large for 32-bit indices");
   TORCH_CHECK(isa >= -1 && isa <= best_isa(), "isa ", isa, " is not supported by this CPU");
@@ -238,9 +245,18 @@ at::Tensor lookup(const at::Tensor& x, const at::Tensor& lo, const at::Tensor& i
   at::Tensor out = at::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return out;
+  // The tables, built here rather than by a handful of tiny torch ops per call.
+  const float *vp = values.data_ptr<float>(), *lop = lo.data_ptr<float>(), *hip = hi.data_ptr<float>();
+  std::vector<float> a(C * T), b(C * T), inv(C);
+  for (int64_t c = 0; c < C; ++c) {
+    inv[c] = (1.0f / (hip[c] - lop[c])) * static_cast<float>(T);
+    for (int64_t i = 0; i < T; ++i) {
+      a[c * T + i] = vp[c * K + i];
+      b[c * T + i] = vp[c * K + i + 1] - vp[c * K + i];
+    }
+  }
   const int64_t inner = C == 1 ? n : n / (x.size(0) * C);
-  const float *xp = x.data_ptr<float>(), *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
-  const float *lop = lo.data_ptr<float>(), *ivp = inv_h.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *ap = a.data(), *bp = b.data(), *ivp = inv.data();
   float* yp = out.data_ptr<float>();
 
   if (C == 1 || inner >= kMinRun || C * inner > kMaxPeriod) {
@@ -276,15 +292,14 @@ at::Tensor lookup(const at::Tensor& x, const at::Tensor& lo, const at::Tensor& i
 }
 
 // Shapes only, for torch.compile and torch.export tracing.
-at::Tensor lookup_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                       const at::Tensor&, int64_t) {
+at::Tensor lookup_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t) {
   return at::empty_like(x);
 }
 
 }  // namespace
 
 TORCH_LIBRARY(actlab_pwl, m) {
-  m.def("lookup(Tensor x, Tensor lo, Tensor inv_h, Tensor a, Tensor b, int isa=-1) -> Tensor");
+  m.def("lookup(Tensor x, Tensor values, Tensor lo, Tensor hi, int isa=-1) -> Tensor");
   m.def("best_isa() -> int", &best_isa);
 }
 

@@ -109,14 +109,20 @@ def rational_flops(m: int, n: int) -> float:
     return 2.0 * m + 2.0 * n + 3.0
 
 
-SLAF_PER_DEGREE = {"monomial": 2.0, "power": 2.0, "chebyshev": 4.0, "hermite": 4.0, "legendre": 5.0}
+SLAF_PER_DEGREE = {"monomial": 2.0, "power": 2.0, "chebyshev": 4.0, "hermite": 4.0, "legendre": 5.0,
+                   "fourier": 8.0, "rbf": 4.0 + TRANSCENDENTAL}
+# scale x by 1/range, clamp to [-1, 1], and the linear tail beyond it (excess * edge slope + add)
+SLAF_OVERHEAD = 5.0
 
 
-def slaf_flops(degree: int, basis: str = "monomial") -> float:
+def slaf_flops(degree: int, basis: str = "monomial", hybrid: bool = False) -> float:
     """sum_k a_k B_k(x): Horner for monomials (2 per degree); a three-term recurrence
     (chebyshev T_{k+1} = 2x T_k - T_{k-1}: mul + sub, plus the accumulate's multiply-add: 4;
-    legendre needs one more multiply for its coefficients: 5) for the others."""
-    return SLAF_PER_DEGREE[basis] * degree
+    legendre needs one more multiply for its coefficients: 5) for the orthogonal bases;
+    fourier: sin/cos of the harmonics by the angle-addition recurrence (4 mul + 2 add) and two
+    multiply-adds; rbf: difference, square, scale, exp and a multiply-add per centre. Plus the
+    input scaling with linear tails, and a weighted ReLU (3) for the hybrid form."""
+    return SLAF_PER_DEGREE[basis] * degree + SLAF_OVERHEAD + (3.0 if hybrid else 0.0)
 
 
 def spline_flops(kind: str = "linear") -> float:

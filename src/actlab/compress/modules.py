@@ -80,7 +80,8 @@ class PWLActivation(_Compressed):
     ``fast`` picks the evaluation in eval mode: "eager" runs the formula op by
     op, "compiled" fuses it into one pass with ``torch.compile``, and "auto"
     uses the hand-vectorised CPU kernel (:mod:`actlab.compress._kernel`) for
-    contiguous float32 inputs where it builds, and otherwise times compiled
+    contiguous float32 inputs where it builds (on x86-64 with AVX2 or
+    AVX-512), and otherwise times compiled
     and eager once per device and layout and keeps the faster. Training, and
     inputs that require grad, always take the differentiable eager formula.
     NaN inputs give NaN on every path.
@@ -113,10 +114,8 @@ class PWLActivation(_Compressed):
     def forward(self, x: Tensor) -> Tensor:
         if self.training or self.fast == "eager" or torch.is_grad_enabled() and x.requires_grad:
             return _fastpath.pwl_lookup(x, *self._tables(x))
-        if self.fast == "auto" and _kernel.supports(x, self.channels) and _kernel.available():
-            # the kernel takes the tables per channel as they are: no broadcast views or offsets to build
-            inv_h = (self.size - 1) / (self.hi - self.lo)
-            return _kernel.lookup(x, self.lo, inv_h, self.values[:, :-1], torch.diff(self.values, dim=1))
+        if self.fast == "auto" and _kernel.supports(x, self.values) and _kernel.preferred():
+            return _kernel.lookup(x, self.values, self.lo, self.hi)
         return _fastpath.lookup((x, *self._tables(x)), prefer=self.fast)
 
     def flops_per_element(self) -> float:

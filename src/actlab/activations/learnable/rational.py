@@ -35,6 +35,11 @@ class Rational(LearnableActivation):
         self.numerator = nn.Parameter(torch.zeros(n_units, num + 1))
         self.denominator = nn.Parameter(torch.zeros(n_units, den))
 
+
+    def flops_per_element(self) -> float:
+        from actlab.compress.cost import rational_flops
+
+        return rational_flops(self.numerator.shape[1] - 1, self.denominator.shape[1])
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         return RationalFn.apply(x, self.numerator, self.denominator)

@@ -65,6 +65,11 @@ class SLAF(LearnableActivation):
             # The constant term stays as is, so the bias survives standardisation.
             self.register_buffer("std_mask", (torch.arange(n) > 0).float())
 
+
+    def flops_per_element(self) -> float:
+        from actlab.compress.cost import slaf_flops
+
+        return slaf_flops(self.degree, self.basis_name, self.relu_weight is not None)
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         a = self.coef * self.scale

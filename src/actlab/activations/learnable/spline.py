@@ -78,6 +78,11 @@ class Spline(LearnableActivation):
         self._stats: Tensor | None = None  # inside calibrating()
         self._auto_stats: Tensor | None = None  # during the first training batches
 
+
+    def flops_per_element(self) -> float:
+        from actlab.compress.cost import spline_flops
+
+        return spline_flops("linear" if self.order == 1 else "cubic")
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         # Checked in this order so that without calibration forward reads no buffer

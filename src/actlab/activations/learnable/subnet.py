@@ -42,6 +42,11 @@ class Subnet(LearnableActivation):
     def _view(self, x: Tensor) -> list[int]:
         return [self.n_units] + [1] * (x.dim() - 2) + [self.hidden]
 
+
+    def flops_per_element(self) -> float:
+        from actlab.compress.cost import flops_per_element, subnet_flops
+
+        return subnet_flops(self.hidden, self.depth, flops_per_element(self.inner))
     def forward(self, x: Tensor) -> Tensor:
         if self.n_units == 1:
             h = self.inner(torch.addcmul(self.b_in[0], x.unsqueeze(-1), self.w_in[0]))
