@@ -1,0 +1,107 @@
+"""The pure table and Pareto-front functions of bench/compress_accuracy.py and bench/pareto.py."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import compress_accuracy  # noqa: E402
+import pareto  # noqa: E402
+
+
+def _row(activation, seed, original, compressed, experiment="accuracy_titanic"):
+    return {"experiment": experiment, "dataset": "d", "model": "m", "activation": activation, "seed": seed,
+            "original_acc": original, "compressed_acc": compressed, "delta_pp": 100 * (compressed - original),
+            "sites": [{"name": "acts.0", "channels": 1, "max_error": 0.1 * (seed + 1),
+                       "weighted_error": 0.01 * (seed + 1), "lo": -1.0, "hi": 2.0}]}
+
+
+def test_compression_summary_means_changes_and_goal_over_seeds():
+    rows = [_row("rational", 0, 0.80, 0.80), _row("rational", 1, 0.82, 0.81), _row("rational", 2, 0.84, 0.85),
+            _row("spline(knots=32)", 0, 0.70, 0.71)]
+    by_act = {s["activation"]: s for s in compress_accuracy.summarize(rows, {"accuracy_titanic": 134})}
+    r = by_act["rational"]
+    assert r["seeds"] == 3 and r["original_mean"] == pytest.approx(0.82)
+    assert r["original_std"] == pytest.approx(0.02)  # sample std of 0.80, 0.82, 0.84
+    assert r["mean_delta_pp"] == pytest.approx(0.0, abs=1e-9) and r["max_abs_delta_pp"] == pytest.approx(1.0)
+    assert r["goal_met"]  # +1 and -1 pp cancel in the mean, which is what the goal measures
+    assert not by_act["spline(knots=32)"]["goal_met"]  # +1 pp
+
+
+def test_site_errors_average_each_site_over_seeds():
+    errors = compress_accuracy.site_errors([_row("rational", s, 0.8, 0.8) for s in range(3)])
+    assert len(errors) == 1
+    assert errors[0]["max_error_mean"] == pytest.approx(0.2)
+    assert errors[0]["weighted_error_mean"] == pytest.approx(0.02)
+
+
+def test_missing_runs_are_those_neither_compressed_nor_skipped():
+    rows = [_row("rational", 0, 0.8, 0.8)]
+    skipped = [{"experiment": "accuracy_titanic", "activation": "rational", "seed": 1, "status": "diverged"}]
+    expected = [("accuracy_titanic", "rational", s) for s in range(3)]
+    assert compress_accuracy.missing_runs(rows, skipped, expected) == [("accuracy_titanic", "rational", 2)]
+
+
+def test_learned_families_exclude_fixed_and_compressed_activations():
+    assert compress_accuracy.is_learned("slaf(basis=chebyshev,degree=4)")
+    assert not compress_accuracy.is_learned("relu")
+    assert not compress_accuracy.is_learned("rational -> pwl(knots=64)")
+    assert pareto.is_learned("subnet(hidden=8)") and not pareto.is_learned("sigmoid")
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points_by_cost():
+    points = [(10, 0.5), (5, 0.6), (20, 0.9), (20, 0.8), (5, 0.6), (30, 0.9), (1, 0.1)]
+    # (10, .5) is beaten by (5, .6); (20, .8) by (20, .9); (30, .9) by (20, .9); equal points both stay
+    assert pareto.pareto_front(points) == [6, 1, 4, 2]
+
+
+def _config(activation, width, acc, std, stored, compressed=False):
+    return {"activation": activation, "width": width, "acc_mean": acc, "acc_std": std, "compressed": compressed,
+            "params": stored, "stored": stored, "flops": 2 * stored, "latency_b1_ms": 1.0, "latency_b256_ms": 2.0}
+
+
+def test_matches_finds_smallest_compressed_model_within_one_std_of_best_relu():
+    configs = [_config("relu", 4, 0.80, 0.01, 100), _config("relu", 8, 0.86, 0.02, 200),
+               _config("relu", 16, 0.85, 0.01, 400),
+               _config("rational", 2, 0.83, 0.0, 60, True), _config("rational", 4, 0.845, 0.0, 130, True),
+               _config("rational", 8, 0.87, 0.0, 230, True), _config("spline(knots=32)", 8, 0.80, 0.0, 230, True)]
+    m = pareto.matches(configs)
+    assert m["best_relu"]["width"] == 8 and m["threshold"] == pytest.approx(0.84)
+    assert m["smallest_matching_relu"]["width"] == 8  # width 16 also matches but is larger
+    hit = m["per_family"]["rational"]
+    assert hit["config"]["width"] == 4
+    assert hit["vs_best_relu"]["stored"] == pytest.approx(130 / 200)
+    assert hit["vs_best_relu"]["flops"] == pytest.approx(130 / 200)
+    assert m["per_family"]["spline(knots=32)"] is None
+    assert m["overall"]["config"]["activation"] == "rational"
+
+
+def test_matches_reports_none_when_no_compressed_model_reaches_relu():
+    configs = [_config("relu", 8, 0.9, 0.0, 200), _config("rational", 8, 0.89, 0.0, 230, True)]
+    assert pareto.matches(configs)["overall"] is None
+
+
+def test_aggregate_takes_mean_std_over_done_seeds_and_median_costs():
+    cost = lambda f: {"flops": f, "activation_flops": f / 2, "stored": 10}  # noqa: E731
+    rows = [{"width": 4, "model": "m", "activation": "relu", "compressed": False, "seed": s, "status": st,
+             "acc": acc, "params": 10, "cost": cost(f)}
+            for s, st, acc, f in [(0, "done", 0.7, 10), (1, "done", 0.9, 30), (2, "diverged", None, 20)]]
+    (c,) = pareto.aggregate(rows)
+    assert c["seeds"] == 2 and c["diverged"] == 1
+    assert c["acc_mean"] == pytest.approx(0.8) and c["acc_std"] == pytest.approx(0.1414213, rel=1e-5)
+    assert c["flops"] == 20 and c["activation_flops"] == 10 and c["stored"] == 10
+
+
+def test_flops_undercount_is_flagged_only_when_the_original_counts_below_its_table():
+    original = _config("rational", 4, 0.8, 0.0, 100) | {"activation_flops": 10}
+    table = _config("rational", 4, 0.8, 0.0, 130, True) | {"activation_flops": 80}
+    assert pareto.flops_undercounted(original, [original, table])
+    assert not pareto.flops_undercounted(original | {"activation_flops": 210}, [original, table])
+    assert not pareto.flops_undercounted(table, [original, table])
+
+
+def test_latency_spread_is_interquartile_range_over_median():
+    # quantiles (exclusive method) of 1..5: q1 = 1.5, q3 = 4.5; median 3
+    assert pareto.spread([5.0, 1.0, 3.0, 2.0, 4.0]) == pytest.approx(1.0)
