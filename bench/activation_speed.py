@@ -8,18 +8,32 @@ the bytes of the tensors autograd saves for backward, counted with
 ``torch.autograd.graph.saved_tensors_hooks`` (each storage once), which works
 on CPU; it is the activation memory a training step holds, not RSS.
 
-Timings are interleaved (every repeat runs every candidate once, round
-robin) and reported as medians, because the machine is shared. Intra-op
+Timings are interleaved (every repeat runs every candidate once, in a
+shuffled order) and reported as medians, because the machine is shared. Intra-op
 threads default to 1: on 2 shared cores a second thread made torch.relu on
 this tensor 100x slower (18 ms vs 0.18 ms) whenever another process was busy.
+With one thread all the work runs on the calling thread, so the default clock
+is that thread's CPU time (``time.thread_time``): time-slicing by other
+processes does not count, cache and memory contention still do.
+``--clock wall`` uses ``time.perf_counter``.
 
-    python bench/activation_speed.py [--quick] [--threads 1] [--no-compile]
+torch.compile: every candidate is compiled with ``dynamic=False`` at the same
+thread count and called until a call adds no graph (no recompilation) before
+timing. ReLU's compiled graph saves the mask ``x <= 0`` as a bool tensor, and
+inductor's bool store is slow on CPU; ``compile_probe`` times that store alone
+so the "x compiled relu" column can be read against it.
+
+The learnable families run their fused C++ kernels (float32, contiguous);
+``ACTLAB_KERNELS=0`` measures the PyTorch reference paths instead.
+
+    python bench/activation_speed.py [--quick] [--threads 1] [--clock cpu|wall] [--no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -28,14 +42,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from actlab import _cpp
 from actlab.activations import Site, make_activation
 
 CANDIDATES = {
     "relu": "relu",
     "slaf deg4": "slaf(degree=4)",
     "slaf deg8": "slaf(degree=8,basis=chebyshev)",
+    "slaf deg4 channel": "slaf(degree=4,sharing=channel)",
+    "slaf fourier 4": "slaf(degree=4,basis=fourier)",
+    "slaf rbf 4": "slaf(degree=4,basis=rbf)",
     "spline 32": "spline(knots=32)",
     "spline 128": "spline(knots=128)",
+    "spline cubic 32": "spline(knots=32,order=3)",
     "rational 5/4": "rational(num=5,den=4)",
     "subnet H8": "subnet(hidden=8)",
     "subnet H32": "subnet(hidden=32)",
@@ -48,14 +67,49 @@ def _fwd_bwd(fn, x: torch.Tensor, g: torch.Tensor) -> None:
     fn(x).backward(g)
 
 
+CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
+_clock = CLOCKS["cpu"]
+
+
 def _interleaved(fns: dict, run, repeats: int) -> dict[str, float]:
+    # Shuffled rounds: a fixed order would always run the same candidate right
+    # after subnet H32 has freed ~100 MB, and charge it the allocator's aftermath.
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order, rng = list(fns), random.Random(0)
     for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
+        rng.shuffle(order)
+        for name in order:
+            fn = fns[name]
+            start = _clock()
             run(fn)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(_clock() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return sum(counters["stats"].values()) + sum(counters["aot_autograd"].values())
+
+
+def _warm_compiled(c, x: torch.Tensor, g: torch.Tensor, limit: int = 8) -> int:
+    """Call until a call compiles nothing new; the number of calls it took."""
+    for calls in range(1, limit + 1):
+        before = _graphs()
+        _fwd_bwd(c, x, g)
+        if calls > 1 and _graphs() == before:
+            return calls
+    raise RuntimeError(f"still recompiling after {limit} calls")
+
+
+def compile_probe(shape: list[int], repeats: int) -> dict:
+    """Time the bool mask store of compiled ReLU's graph alone, eager and compiled."""
+    x = torch.randn(shape)
+    mask = torch.compile(lambda t: t <= 0, dynamic=False)
+    for _ in range(3):
+        mask(x)
+    times = _interleaved({"eager": lambda t: t <= 0, "compiled": mask}, lambda fn: fn(x), repeats)
+    return {f"mask_store_{k}_ms": v * 1e3 for k, v in times.items()}
 
 
 def saved_bytes(step) -> int:
@@ -97,12 +151,11 @@ def bench_ops(shape: list[int], repeats: int, compile_: bool) -> dict:
     for name, fn in mods.items():
         out["saved_bytes"][name] = saved_bytes(lambda fn=fn: fn(x))
     if compile_:
-        compiled = {}
+        compiled, out["warm_calls"] = {}, {}
         for name, fn in mods.items():
             try:
-                c = torch.compile(fn)
-                for _ in range(2):  # compile, then one warm call
-                    _fwd_bwd(c, x, g)
+                c = torch.compile(fn, dynamic=False)
+                out["warm_calls"][name] = _warm_compiled(c, x, g)
                 compiled[name] = c
             except Exception as exc:  # a failed compile is a result, not a crash
                 out["compile_errors"][name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
@@ -133,9 +186,11 @@ def _ratio(d: dict, name: str) -> float | None:
 
 def markdown(res: dict) -> str:
     ops, cnn = res["ops"], res["cnn"]
+    kernels = "fused C++ kernels" if res["kernels"] else "PyTorch reference paths (ACTLAB_KERNELS=0)"
     lines = [
         f"Shape {res['shape']}, float32, {res['threads']} thread(s), {res['repeats']} interleaved repeats "
-        f"(medians). Memory: bytes saved for backward (saved_tensors_hooks, each storage once).",
+        f"(medians), clock: {res['clock']}; learnable families on {kernels}. Memory: bytes saved for "
+        f"backward (saved_tensors_hooks, each storage once).",
         "",
         "| activation | eager ms | x relu | compiled ms | x compiled relu | x eager relu | saved MB/site "
         "| x relu | CNN step ms | x relu | CNN saved MB | x relu |",
@@ -158,6 +213,11 @@ def markdown(res: dict) -> str:
             f"{rat(cnn['saved_bytes'])} |")
     for name, err in ops["compile_errors"].items():
         lines.append(f"\ncompile error for {name}: {err}")
+    if "probe" in res:
+        p = res["probe"]
+        lines.append(f"\nCompiled relu saves a bool mask; storing it alone takes {p['mask_store_compiled_ms']:.2f} ms "
+                     f"compiled vs {p['mask_store_eager_ms']:.2f} ms eager, so read 'x eager relu' for compiled "
+                     f"candidates as well.")
     lines.append(f"\nGoals: op eager <= {GOALS['op_eager']}x, compiled <= {GOALS['op_compiled']}x, "
                  f"CNN step <= {GOALS['cnn_step']}x (all but subnet), memory per site <= {GOALS['memory_per_site']}x.")
     return "\n".join(lines) + "\n"
@@ -170,13 +230,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shape", type=int, nargs="+", default=[64, 16, 28, 28])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="thread CPU time (default) or wall time")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args(argv)
+    global _clock
     torch.set_num_threads(args.threads)
+    _clock = CLOCKS[args.clock]
     repeats = args.repeats or (5 if args.quick else 20)
-    res = {"shape": args.shape, "threads": args.threads, "repeats": repeats, "torch": torch.__version__,
-           "candidates": CANDIDATES, "goals": GOALS}
+    res = {"shape": args.shape, "threads": args.threads, "repeats": repeats, "clock": args.clock,
+           "kernels": _cpp.kernels_enabled(), "torch": torch.__version__, "candidates": CANDIDATES, "goals": GOALS}
     res["ops"] = bench_ops(args.shape, repeats, not args.no_compile)
+    if not args.no_compile:
+        res["probe"] = compile_probe(args.shape, repeats)
     res["cnn"] = bench_cnn(args.shape[0], repeats)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "activation_speed.json").write_text(json.dumps(res, indent=2))

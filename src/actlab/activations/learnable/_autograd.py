@@ -8,7 +8,9 @@ Parameters arrive per unit as ``(C, ...)``; see ``_sharing``.
 
 float32 CPU calls with a contiguous input run the fused C++ kernels of
 ``_kernels`` (one pass forward, one backward); the PyTorch code below is the
-reference, and the path for every other case. Its Python loops run over the
+reference, and the path for every other case, double backward included (the
+kernels' backward is not differentiable; grad mode is on in ``backward`` only
+under ``create_graph=True``). Its Python loops run over the
 degree (a handful of iterations), never over elements.
 """
 
@@ -62,7 +64,7 @@ class SlafFn(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         x, a, w, dends = ctx.saved_tensors
         plan = _kernels.slaf_plan(ctx.basis_name, a.shape[1])
-        if plan is not None and _kernels.usable(x, a, w, dends):
+        if plan is not None and not torch.is_grad_enabled() and _kernels.usable(x, a, w, dends):
             return *_kernels.slaf_backward(g, x, a, w, dends, ctx.inv_range, plan), None, None, None
         basis, n, c = BASES.get(ctx.basis_name), a.shape[1], a.shape[0]
         z = x * ctx.inv_range
@@ -108,7 +110,7 @@ class PiecewiseFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         x, table, inv_h, offset = ctx.saved_tensors
-        if _kernels.usable(x, table, inv_h, offset):
+        if not torch.is_grad_enabled() and _kernels.usable(x, table, inv_h, offset):
             return *_kernels.piecewise_backward(g, x, table, inv_h, offset), None, None
         c, s, m = table.shape
         flat, t, tc = _locate(x, table, inv_h, offset)
@@ -179,7 +181,7 @@ class RationalFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         x, a, b = ctx.saved_tensors
-        if _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
+        if not torch.is_grad_enabled() and _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
             return _kernels.rational_backward(g, x, a, b)
         c, m1, n = a.shape[0], a.shape[1], b.shape[1]
         ax, ab = x.abs(), b.abs()
@@ -188,7 +190,7 @@ class RationalFn(torch.autograd.Function):
         dp = _horner_poly(x, a[:, 1:] * torch.arange(1, m1, dtype=a.dtype, device=a.device), x)
         dq = _horner_poly(ax, ab * torch.arange(1, n + 1, dtype=a.dtype, device=a.device), x)
         gq = g / q
-        gx = gq * dp.sub_(r * dq * torch.sign(x))
+        gx = gq * (dp - r * dq * torch.sign(x))  # not in place: num=1 makes dp an expanded view
         # Powers of x over Q stay bounded for large |x| (Q grows like |x|^n).
         ga, pw = [reduce_units(gq, c)], x
         for j in range(1, m1):

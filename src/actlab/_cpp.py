@@ -1,0 +1,126 @@
+"""C++ kernels built at run time: once per process, cached on disk, always optional.
+
+A kernel library is a set of C++ sources that register operators with
+``TORCH_LIBRARY``; :class:`CppLibrary` compiles it with
+``torch.utils.cpp_extension.load`` the first time it is needed (the build is
+cached in the torch extensions directory, so later processes only load it)
+and the operators then live in ``torch.ops.<namespace>``. Every caller keeps
+its PyTorch reference path: a failed build warns once and the reference runs,
+and ``ACTLAB_KERNELS=0`` (or :func:`set_kernels_enabled`) turns all kernels
+off, for debugging and for testing the references.
+
+The source is compiled for the SIMD level torch itself detected
+(``torch.backends.cpu.get_cpu_capability()``) and the level is part of the
+build name, so a cache shared between machines never runs AVX-512 code on a
+CPU without it. No ``-ffast-math``: NaN and inf must behave as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+ENV_VAR = "ACTLAB_KERNELS"
+
+
+def env_enables(value: str | None) -> bool:
+    """How ``ACTLAB_KERNELS`` reads: unset or anything but 0/false/off/no turns kernels on."""
+    return value is None or value.strip().lower() not in ("0", "false", "off", "no")
+
+
+_enabled = env_enables(os.environ.get(ENV_VAR))
+
+# Target flags per capability; the AVX-512 set is what Skylake-X and Zen 4 share.
+_ISA_FLAGS = {
+    "avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "avx2": ["-mavx2", "-mfma"],
+    "base": [],
+}
+
+
+def kernels_enabled() -> bool:
+    """Whether compiled kernels may run (``ACTLAB_KERNELS`` unset or not 0/false/off/no)."""
+    return _enabled
+
+
+def set_kernels_enabled(flag: bool) -> None:
+    """Turn every compiled kernel on or off for this process."""
+    global _enabled
+    _enabled = bool(flag)
+
+
+@contextmanager
+def kernels_disabled() -> Iterator[None]:
+    """Run the block on the PyTorch reference paths."""
+    before = _enabled
+    set_kernels_enabled(False)
+    try:
+        yield
+    finally:
+        set_kernels_enabled(before)
+
+
+def isa() -> str:
+    """The instruction set the kernels are built for: avx512, avx2 or base (portable C++)."""
+    capability = torch.backends.cpu.get_cpu_capability().upper()
+    if capability.startswith("AVX512"):
+        return "avx512"
+    return "avx2" if capability == "AVX2" else "base"
+
+
+class CppLibrary:
+    """``TORCH_LIBRARY`` sources, built into one shared library on the first :meth:`load`.
+
+    ``on_load`` runs once after a successful build, e.g. to register the fake
+    (shape-only) implementations that ``torch.compile`` needs.
+    """
+
+    def __init__(self, name: str, sources: list[Path], on_load: Callable[[], None] | None = None) -> None:
+        self.name, self.sources, self.on_load = name, sources, on_load
+        self._ok: bool | None = None  # None: not tried yet
+        self._lock = threading.Lock()  # two threads' first calls must not build twice
+        self.error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._ok)
+
+    def load(self) -> bool:
+        """Build (or load the cached build) once; False, after one warning, when that fails."""
+        if self._ok is None:
+            with self._lock:
+                if self._ok is None:
+                    self._try_build()
+        return self._ok
+
+    def _try_build(self) -> None:
+        try:
+            self._build()
+            self._ok = True
+        except Exception as exc:  # noqa: BLE001 - any build or load failure means: use the reference
+            self._ok, self.error = False, _summary(exc)
+            warnings.warn(f"actlab: building the {self.name} C++ kernels failed ({self.error}); "
+                          f"using the slower PyTorch implementation", RuntimeWarning, stacklevel=4)
+
+    def _build(self) -> None:
+        from torch.utils import cpp_extension
+
+        level = isa()
+        cpp_extension.load(name=f"{self.name}_{level}", sources=[str(s) for s in self.sources],
+                           extra_cflags=["-O3", *_ISA_FLAGS[level]],
+                           is_python_module=False, verbose=False)
+        if self.on_load is not None:
+            self.on_load()
+
+
+def _summary(exc: Exception) -> str:
+    """One line for the warning: the compiler's first error if there is one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    return f"{type(exc).__name__}: {(errors or lines or [''])[0][:300]}"

@@ -1,0 +1,138 @@
+"""Fused CPU kernels for slaf, spline and rational (``_kernels*.cpp``).
+
+The PyTorch paths in ``_autograd`` make 15-60 passes over memory per
+forward + backward; these kernels make one pass forward (read x, write y) and
+one backward (read x and g, write grad_input, sum the parameter gradients per
+channel on the way, in double). They run for float32 CPU tensors with a
+contiguous input; everything else (float64, so that ``gradcheck`` keeps
+testing the reference, CUDA, strided inputs, ``ACTLAB_KERNELS=0``, a failed
+build, slaf's ``standardize``) takes the PyTorch path.
+
+The operators live in ``torch.ops.actlab_learnable`` with fake implementations,
+so ``torch.compile`` keeps them as single calls in its graph instead of
+breaking the graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from actlab import _cpp
+from actlab.activations.learnable.bases import BASES, RBF, Fourier, ThreeTerm
+
+_MAX_TERMS = 64  # kMaxTerms in _kernels.h
+
+
+def _register_fakes() -> None:
+    lib = "actlab_learnable::"
+
+    @torch.library.register_fake(lib + "slaf_fwd")
+    def _(x, a, w, dends, rec, inv_range, kind):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(lib + "slaf_bwd")
+    def _(g, x, a, w, dends, rec, inv_range, kind):
+        return torch.empty_like(x), torch.empty_like(a), torch.empty_like(w) if w is not None else a.new_empty(0)
+
+    @torch.library.register_fake(lib + "spline_fwd")
+    def _(x, table, inv_h, offset):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(lib + "spline_bwd")
+    def _(g, x, table, inv_h, offset):
+        return torch.empty_like(x), torch.empty_like(table)
+
+    @torch.library.register_fake(lib + "rational_fwd")
+    def _(x, a, b):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(lib + "rational_bwd")
+    def _(g, x, a, b):
+        return torch.empty_like(x), torch.empty_like(a), torch.empty_like(b)
+
+
+_HERE = Path(__file__).parent
+LIBRARY = _cpp.CppLibrary("actlab_learnable", [_HERE / f"_kernels_{family}.cpp" for family in ("slaf", "spline", "rational")],
+                          on_load=_register_fakes)
+
+
+@torch.compiler.assume_constant_result
+def _ready() -> bool:
+    # Under torch.compile this runs once while tracing (building if need be)
+    # and its answer is baked into the graph, so the build never is traced.
+    return LIBRARY.load()
+
+
+def usable(x: Tensor, *params: Tensor | None) -> bool:
+    """Whether the kernels take this call: float32 CPU, contiguous x, kernels on and built."""
+    if not (_cpp.kernels_enabled() and x.dtype == torch.float32 and x.is_cpu and x.is_contiguous()):
+        return False
+    for p in params:
+        if p is not None and not (p.dtype == torch.float32 and p.is_cpu):
+            return False
+    return _ready()
+
+
+def rational_fits(a: Tensor, b: Tensor) -> bool:
+    """Whether the kernel holds the coefficients (numerator and denominator) on its stack."""
+    return a.shape[1] < _MAX_TERMS and b.shape[1] < _MAX_TERMS and a.shape[1] + b.shape[1] <= _MAX_TERMS
+
+
+@torch.compiler.assume_constant_result
+def slaf_plan(basis_name: str, n: int) -> tuple[int, tuple[float, ...]] | None:
+    """The kernel's (kind, rec) for a basis with n terms, or None where it has no kernel."""
+    key = (basis_name, n)
+    if key not in _PLANS:
+        _PLANS[key] = _plan(BASES.get(basis_name), n)
+    return _PLANS[key]
+
+
+_PLANS: dict[tuple[str, int], tuple[int, tuple[float, ...]] | None] = {}
+
+
+def _plan(basis, n: int) -> tuple[int, tuple[float, ...]] | None:
+    if n > _MAX_TERMS:
+        return None
+    if isinstance(basis, ThreeTerm):
+        rec = [basis.a0]
+        for k in range(1, n - 1):
+            rec += [basis.alpha(k), basis.gamma(k)]
+        return 0, tuple(float(r) for r in rec)
+    if isinstance(basis, Fourier):
+        return 1, ()
+    if isinstance(basis, RBF):
+        # The same float32 centres and width as RBF.terms.
+        return 2, (2.0 / max(n - 1, 1), *torch.linspace(-1.0, 1.0, n).tolist())
+    return None
+
+
+def slaf_forward(x: Tensor, a: Tensor, w: Tensor | None, dends: Tensor, inv_range: float,
+                 plan: tuple[int, tuple[float, ...]]) -> Tensor:
+    kind, rec = plan
+    return torch.ops.actlab_learnable.slaf_fwd(x, a, w, dends, rec, inv_range, kind)
+
+
+def slaf_backward(g: Tensor, x: Tensor, a: Tensor, w: Tensor | None, dends: Tensor, inv_range: float,
+                  plan: tuple[int, tuple[float, ...]]) -> tuple[Tensor, Tensor, Tensor | None]:
+    kind, rec = plan
+    gx, ga, gw = torch.ops.actlab_learnable.slaf_bwd(g.contiguous(), x, a, w, dends, rec, inv_range, kind)
+    return gx, ga, (gw if w is not None else None)
+
+
+def piecewise_forward(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> Tensor:
+    return torch.ops.actlab_learnable.spline_fwd(x, table, inv_h, offset)
+
+
+def piecewise_backward(g: Tensor, x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.ops.actlab_learnable.spline_bwd(g.contiguous(), x, table, inv_h, offset)
+
+
+def rational_forward(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    return torch.ops.actlab_learnable.rational_fwd(x, a, b)
+
+
+def rational_backward(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.ops.actlab_learnable.rational_bwd(g.contiguous(), x, a, b)

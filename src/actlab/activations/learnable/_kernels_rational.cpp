@@ -1,0 +1,132 @@
+// rational (safe PAU): P(x) / Q(|x|), P = sum_j a_j x^j (m + 1 terms),
+// Q = 1 + sum_k |b_k| |x|^k, both by Horner's rule in the reference's order.
+#include "_kernels.h"
+
+namespace actlab {
+namespace {
+
+struct Rational {
+  int np, nq;  // numerator terms (m + 1), denominator degree n
+  float a[kMaxTerms], da[kMaxTerms], b[kMaxTerms + 1], db[kMaxTerms];  // b[0] = 1, b[k] = |b_k|
+
+  static ACTLAB_INLINE vf horner(const float* c, int n, vf x) {
+    vf acc = splat(c[n - 1]);
+    for (int j = n - 2; j >= 0; --j) acc = acc * x + c[j];
+    return acc;
+  }
+
+  ACTLAB_INLINE vf forward(vf x) const { return horner(a, np, x) / horner(b, nq + 1, vabs(x)); }
+
+  // Adds g/Q x^j to S[j] (j < np) and -g r/Q |x|^k to S[np + k - 1] (k = 1..nq); returns grad_input.
+  ACTLAB_INLINE vf backward(vf x, vf g, vf* S) const {
+    vf ax = vabs(x);
+    vf q = horner(b, nq + 1, ax), r = horner(a, np, x) / q, gq = g / q;
+    vf dp = np > 1 ? horner(da, np - 1, x) : vf{};
+    vf dq = horner(db, nq, ax);
+    // torch.sign: 0 at 0, NaN stays NaN (x * 0).
+    vf sgn = vselect(x > splat(0.f), splat(1.f), vselect(x < splat(0.f), splat(-1.f), x * 0.f));
+    vf pw = gq;
+    S[0] += pw;
+    for (int j = 1; j < np; ++j) {
+      pw = pw * x;
+      S[j] += pw;
+    }
+    pw = -(gq * r);
+    for (int k = 0; k < nq; ++k) {
+      pw = pw * ax;
+      S[np + k] += pw;
+    }
+    return gq * (dp - r * dq * sgn);
+  }
+};
+
+struct RationalArgs {
+  View v;
+  at::Tensor a, b;
+
+  Rational channel(int64_t c) const {
+    Rational k;
+    k.np = static_cast<int>(a.size(1));
+    k.nq = static_cast<int>(b.size(1));
+    const float* ac = a.data_ptr<float>() + c * k.np;
+    const float* bc = b.data_ptr<float>() + c * k.nq;
+    for (int j = 0; j < k.np; ++j) k.a[j] = ac[j];
+    for (int j = 1; j < k.np; ++j) k.da[j - 1] = ac[j] * static_cast<float>(j);
+    k.b[0] = 1.f;
+    for (int j = 1; j <= k.nq; ++j) {
+      k.b[j] = std::fabs(bc[j - 1]);
+      k.db[j - 1] = k.b[j] * static_cast<float>(j);
+    }
+    return k;
+  }
+};
+
+RationalArgs rational_args(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b) {
+  check_float_cpu(x, "x");
+  check_float_cpu(a, "a");
+  check_float_cpu(b, "b");
+  TORCH_CHECK(x.is_contiguous(), "x must be contiguous");
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(0) == b.size(0), "a (C, m+1) and b (C, n) expected");
+  TORCH_CHECK(a.size(1) >= 1 && b.size(1) >= 1 && a.size(1) + b.size(1) <= kMaxTerms,
+              "a and b may hold at most ", kMaxTerms, " coefficients together");
+  return {view_of(x, a.size(0)), a.contiguous(), b.contiguous()};
+}
+
+at::Tensor rational_fwd(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b) {
+  const RationalArgs s = rational_args(x, a, b);
+  at::Tensor y = at::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for_items(s.v, [&](const Item& it) {
+    const Rational k = s.channel(it.c);
+    visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
+      run<1>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) { yv[0] = k.forward(xv[0]); });
+    });
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> rational_bwd(const at::Tensor& g, const at::Tensor& x,
+                                                            const at::Tensor& a, const at::Tensor& b) {
+  const RationalArgs s = rational_args(x, a, b);
+  check_grad(g, x);
+  at::Tensor gx = at::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  float* gxp = gx.data_ptr<float>();
+  const int np = static_cast<int>(s.a.size(1)), nq = static_cast<int>(s.b.size(1)), nacc = np + nq;
+  std::vector<double> sums(s.v.C * nacc);
+  reduce_items(s.v, nacc, sums.data(), [&](const Item& it, double* row) {
+    const Rational k = s.channel(it.c);
+    Sums acc(nacc);
+    visit(s.v, it, xp, gp, gxp, [&](const float* xs, const float* gs, float* ys, int64_t n) {
+      run<1>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) { yv[0] = k.backward(xv[0], gv[0], acc.v); });
+      acc.flush();
+    });
+    acc.total(row);
+  });
+  at::Tensor ga = at::empty({s.v.C, np}, a.options()), gb = at::empty({s.v.C, nq}, b.options());
+  const float* bp = s.b.data_ptr<float>();
+  for (int64_t c = 0; c < s.v.C; ++c) {
+    for (int j = 0; j < np; ++j) ga.data_ptr<float>()[c * np + j] = static_cast<float>(sums[c * nacc + j]);
+    for (int k = 0; k < nq; ++k) {
+      const float bk = bp[c * nq + k];
+      const double sign = bk > 0.f ? 1.0 : (bk < 0.f ? -1.0 : 0.0);  // d|b|/db as torch.sign
+      gb.data_ptr<float>()[c * nq + k] = static_cast<float>(sums[c * nacc + np + k] * sign);
+    }
+  }
+  return {gx, ga, gb};
+}
+
+}  // namespace
+}  // namespace actlab
+
+TORCH_LIBRARY_FRAGMENT(actlab_learnable, m) {
+  m.def("rational_fwd(Tensor x, Tensor a, Tensor b) -> Tensor");
+  m.def("rational_bwd(Tensor g, Tensor x, Tensor a, Tensor b) -> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(actlab_learnable, CPU, m) {
+  m.impl("rational_fwd", &actlab::rational_fwd);
+  m.impl("rational_bwd", &actlab::rational_bwd);
+}

@@ -1,0 +1,324 @@
+// slaf: f(x) = sum_k a_k phi_k(z) + tails [+ w relu(x)], z = x * inv_range (see slaf.py).
+//
+// Python passes kind 0 for the three-term bases, phi_0 = 1, phi_1 = a0 z,
+// phi_{k+1} = al_k z phi_k - ga_k phi_{k-1}, rec = [a0, al_1, ga_1, al_2, ga_2, ...],
+// evaluated at zc = clamp(z, -1, 1). The kernels use the same polynomials made
+// monic, psi_k = phi_k / h_k with h_{k+1} = al_k h_k: psi_{k+1} = zc psi_k - be_k psi_{k-1},
+// be_k = ga_k h_{k-1} / h_{k+1}, and coefficients a_k h_k, so that a step costs two
+// operations (Clenshaw's rule forward); with every be_k = 0 (monomials) psi_k = zc^k
+// and forward and derivative are Horner's rule.
+// kind 1: fourier 1, cos(pi k z / 2), sin(pi k z / 2); periodic, no clamp, no tails.
+// kind 2: rbf exp(-((zc - c_k) / width)^2), rec = [width, c_0, c_1, ...].
+// All but fourier continue linearly beyond [-1, 1]: + (z - zc) p'(+-1), p'(+-1) = a . dends[+-].
+#include "_kernels.h"
+
+namespace actlab {
+namespace {
+
+enum Kind { kThreeTerm = 0, kFourier = 1, kRbf = 2, kPower = 3 };
+constexpr int kFwdBlock = 4, kBwdBlock = 2;  // vectors per step (the backward keeps more live)
+
+// U independent vectors go through every step together, so that the latency of
+// one vector's chain hides behind the others' (the loop over k is short).
+#define EACH for (int u = 0; u < U; ++u)
+
+struct Slaf {
+  int K;
+  float inv_r, inv_w, dscale, s_lo, s_hi, w;
+  bool hybrid;
+  float a[kMaxTerms], be[kMaxTerms], centre[kMaxTerms];
+
+  template <int KIND, int U>
+  ACTLAB_INLINE void forward(const vf* x, vf* y) const {
+    vf acc[U];
+    if (KIND == kFourier) {
+      vf c1[U], s1[U], ck[U], sk[U];
+      EACH {
+        sincos_quarter(x[u] * inv_r, s1[u], c1[u]);
+        acc[u] = splat(a[0]);
+        ck[u] = c1[u], sk[u] = s1[u];
+      }
+      for (int k = 1; 2 * k < K; ++k) EACH {
+        acc[u] += a[2 * k - 1] * ck[u] + a[2 * k] * sk[u];
+        vf cn = ck[u] * c1[u] - sk[u] * s1[u];
+        sk[u] = sk[u] * c1[u] + ck[u] * s1[u];
+        ck[u] = cn;
+      }
+    } else {
+      vf zc[U], ex[U];
+      EACH {
+        vf z = x[u] * inv_r;
+        zc[u] = clamp(z, -1.f, 1.f);
+        ex[u] = z - zc[u];
+        acc[u] = splat(a[K - 1]);
+      }
+      if (KIND == kPower) {
+        for (int k = K - 2; k >= 0; --k) EACH acc[u] = acc[u] * zc[u] + a[k];
+      } else if (KIND == kThreeTerm) {  // Clenshaw: b_k = a_k + zc b_{k+1} - be_{k+1} b_{k+2}, p = b_0
+        vf b2[U];
+        EACH b2[u] = vf{};
+        for (int k = K - 2; k >= 0; --k) EACH {
+          vf b = acc[u] * zc[u] + a[k] - be[k + 1] * b2[u];
+          b2[u] = acc[u];
+          acc[u] = b;
+        }
+      } else {
+        EACH acc[u] = vf{};
+        for (int k = 0; k < K; ++k) EACH {
+          vf d = (zc[u] - centre[k]) * inv_w;
+          acc[u] += a[k] * exp_nonpos(-(d * d));
+        }
+      }
+      EACH acc[u] += ex[u] * vselect(ex[u] > splat(0.f), splat(s_hi), splat(s_lo));
+    }
+    EACH y[u] = hybrid ? acc[u] + w * pos(x[u]) : acc[u];
+  }
+
+  // Adds g psi_k to S[k] (k < K) and g max(ex, 0), g min(ex, 0), g relu(x) to
+  // S[K..K+2]; writes grad_input to gx.
+  template <int KIND, int U>
+  ACTLAB_INLINE void backward(const vf* x, const vf* g, vf* gx, vf* S) const {
+    vf dp[U];
+    EACH dp[u] = vf{};
+    if (KIND == kFourier) {
+      vf c1[U], s1[U], ck[U], sk[U];
+      EACH {
+        sincos_quarter(x[u] * inv_r, s1[u], c1[u]);
+        ck[u] = c1[u], sk[u] = s1[u];
+      }
+      S[0] += sum<U>([&](int u) { return g[u]; });
+      for (int k = 1; 2 * k < K; ++k) {
+        const float wc = a[2 * k] * static_cast<float>(1.57079632679489662 * k);
+        const float ws = a[2 * k - 1] * static_cast<float>(1.57079632679489662 * k);
+        S[2 * k - 1] += sum<U>([&](int u) { return g[u] * ck[u]; });
+        S[2 * k] += sum<U>([&](int u) { return g[u] * sk[u]; });
+        EACH {
+          dp[u] += wc * ck[u] - ws * sk[u];
+          vf cn = ck[u] * c1[u] - sk[u] * s1[u];
+          sk[u] = sk[u] * c1[u] + ck[u] * s1[u];
+          ck[u] = cn;
+        }
+      }
+    } else {
+      vf zc[U], ex[U];
+      EACH {
+        vf z = x[u] * inv_r;
+        zc[u] = clamp(z, -1.f, 1.f);
+        ex[u] = z - zc[u];
+      }
+      // g psi_k and g psi'_k obey the recurrences of psi_k and psi'_k, so g is
+      // folded in from the start: S_k adds q_k = g psi_k, and dp is g p'(zc).
+      if (KIND == kPower) {
+        vf q[U];
+        EACH q[u] = g[u];
+        S[0] += sum<U>([&](int u) { return q[u]; });
+        if (K > 1) {
+          EACH dp[u] = splat(a[K - 1] * static_cast<float>(K - 1));
+          for (int k = K - 2; k >= 1; --k) EACH dp[u] = dp[u] * zc[u] + a[k] * static_cast<float>(k);
+          EACH dp[u] *= g[u];
+        }
+        for (int k = 1; k < K; ++k) {
+          EACH q[u] = q[u] * zc[u];
+          S[k] += sum<U>([&](int u) { return q[u]; });
+        }
+      } else if (KIND == kThreeTerm) {
+        S[0] += sum<U>([&](int u) { return g[u]; });
+        if (K > 1) {
+          vf q0[U], q1[U], d0[U], d1[U];
+          EACH q0[u] = g[u], q1[u] = g[u] * zc[u], d0[u] = vf{}, d1[u] = g[u], dp[u] = a[1] * g[u];
+          S[1] += sum<U>([&](int u) { return q1[u]; });
+          for (int k = 1; k + 1 < K; ++k) {
+            EACH {
+              vf q2 = zc[u] * q1[u] - be[k] * q0[u];
+              vf d2 = zc[u] * d1[u] + q1[u] - be[k] * d0[u];
+              dp[u] += a[k + 1] * d2;
+              q0[u] = q1[u], q1[u] = q2, d0[u] = d1[u], d1[u] = d2;
+            }
+            S[k + 1] += sum<U>([&](int u) { return q1[u]; });
+          }
+        }
+      } else {
+        for (int k = 0; k < K; ++k) {
+          vf phi[U];
+          EACH {
+            vf d = (zc[u] - centre[k]) * inv_w;
+            phi[u] = exp_nonpos(-(d * d));
+            dp[u] += a[k] * (dscale * d * phi[u]);
+          }
+          S[k] += sum<U>([&](int u) { return g[u] * phi[u]; });
+        }
+      }
+      S[K] += sum<U>([&](int u) { return g[u] * pos(ex[u]); });
+      S[K + 1] += sum<U>([&](int u) { return g[u] * neg(ex[u]); });
+    }
+    if (KIND == kPower || KIND == kThreeTerm) {
+      EACH gx[u] = dp[u] * inv_r;
+    } else {
+      EACH gx[u] = g[u] * (dp[u] * inv_r);
+    }
+    if (hybrid) {
+      EACH gx[u] += g[u] * vselect(x[u] > splat(0.f), splat(w), splat(0.f));
+      S[K + 2] += sum<U>([&](int u) { return g[u] * pos(x[u]); });
+    }
+  }
+};
+
+struct SlafArgs {
+  View v;
+  int kind, K;
+  double inv_range;
+  at::Tensor a, dends;
+  std::optional<at::Tensor> w;
+  std::vector<double> h, be, centre;  // monic scales and recurrence (three-term); rbf centres
+  double width = 1.0;
+
+  Slaf channel(int64_t c) const {
+    Slaf k{};
+    k.K = K;
+    k.inv_r = static_cast<float>(inv_range);
+    k.inv_w = static_cast<float>(1.0 / width);
+    k.dscale = static_cast<float>(-2.0 / width);
+    const float* ac = a.data_ptr<float>() + c * K;
+    const double* dd = dends.data_ptr<double>();
+    double lo = 0.0, hi = 0.0;
+    for (int j = 0; j < K; ++j) {
+      k.a[j] = static_cast<float>(ac[j] * h[j]);
+      k.be[j] = static_cast<float>(be[j]);
+      k.centre[j] = static_cast<float>(centre[j]);
+      if (kind != kFourier) {
+        lo += static_cast<double>(ac[j]) * dd[j];
+        hi += static_cast<double>(ac[j]) * dd[K + j];
+      }
+    }
+    k.s_lo = static_cast<float>(lo);
+    k.s_hi = static_cast<float>(hi);
+    k.hybrid = w.has_value();
+    k.w = w ? w->data_ptr<float>()[c] : 0.f;
+    return k;
+  }
+};
+
+SlafArgs slaf_args(const at::Tensor& x, const at::Tensor& a, const std::optional<at::Tensor>& w,
+                   const at::Tensor& dends, at::ArrayRef<double> rec, double inv_range, int64_t kind) {
+  check_float_cpu(x, "x");
+  check_float_cpu(a, "a");
+  TORCH_CHECK(x.is_contiguous(), "x must be contiguous");
+  TORCH_CHECK(a.dim() == 2 && a.size(1) >= 1 && a.size(1) <= kMaxTerms, "a must be (C, K) with K <= ", kMaxTerms);
+  TORCH_CHECK(kind >= 0 && kind <= 2, "unknown slaf basis kind ", kind);
+  const int K = static_cast<int>(a.size(1));
+  SlafArgs s{view_of(x, a.size(0)), static_cast<int>(kind), K, inv_range, a.contiguous(),
+             dends.to(at::kDouble).contiguous(), std::nullopt, std::vector<double>(K, 1.0),
+             std::vector<double>(K, 0.0), std::vector<double>(K, 0.0)};
+  TORCH_CHECK(kind == kFourier || s.dends.numel() == 2 * K, "dends must be (2, K)");
+  if (kind == kThreeTerm) {
+    TORCH_CHECK(static_cast<int>(rec.size()) >= std::max(1, 2 * K - 3), "rec must be [a0, al_1, ga_1, ...]");
+    bool power = true;
+    if (K > 1) s.h[1] = rec[0];
+    for (int k = 1; k + 1 < K; ++k) {
+      s.h[k + 1] = rec[2 * k - 1] * s.h[k];
+      s.be[k] = rec[2 * k] * s.h[k - 1] / s.h[k + 1];
+      power = power && rec[2 * k] == 0.0;
+    }
+    if (power) s.kind = kPower;
+  } else if (kind == kRbf) {
+    TORCH_CHECK(static_cast<int>(rec.size()) == K + 1, "rec must be [width, centres]");
+    s.width = rec[0];
+    for (int k = 0; k < K; ++k) s.centre[k] = rec[k + 1];
+  }
+  if (w.has_value()) {
+    check_float_cpu(*w, "w");
+    TORCH_CHECK(w->numel() == a.size(0), "w must have one value per channel");
+    s.w = w->contiguous();
+  }
+  return s;
+}
+
+template <int KIND>
+void slaf_fwd_kind(const SlafArgs& s, const float* xp, float* yp) {
+  for_items(s.v, [&](const Item& it) {
+    const Slaf k = s.channel(it.c);
+    visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
+      run<kFwdBlock>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) {
+        k.forward<KIND, kFwdBlock>(xv, yv);
+      });
+    });
+  });
+}
+
+template <int KIND>
+void slaf_bwd_kind(const SlafArgs& s, const float* xp, const float* gp, float* gxp, double* sums) {
+  const int nacc = s.K + 3;
+  reduce_items(s.v, nacc, sums, [&](const Item& it, double* row) {
+    const Slaf k = s.channel(it.c);
+    Sums acc(nacc);
+    visit(s.v, it, xp, gp, gxp, [&](const float* xs, const float* gs, float* ys, int64_t n) {
+      run<kBwdBlock>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
+        k.backward<KIND, kBwdBlock>(xv, gv, yv, acc.v);
+      });
+      acc.flush();
+    });
+    acc.total(row);
+  });
+}
+
+at::Tensor slaf_fwd(const at::Tensor& x, const at::Tensor& a, const std::optional<at::Tensor>& w,
+                    const at::Tensor& dends, at::ArrayRef<double> rec, double inv_range, int64_t kind) {
+  const SlafArgs s = slaf_args(x, a, w, dends, rec, inv_range, kind);
+  at::Tensor y = at::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  switch (s.kind) {
+    case kThreeTerm: slaf_fwd_kind<kThreeTerm>(s, xp, yp); break;
+    case kPower: slaf_fwd_kind<kPower>(s, xp, yp); break;
+    case kFourier: slaf_fwd_kind<kFourier>(s, xp, yp); break;
+    default: slaf_fwd_kind<kRbf>(s, xp, yp);
+  }
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slaf_bwd(const at::Tensor& g, const at::Tensor& x,
+                                                        const at::Tensor& a, const std::optional<at::Tensor>& w,
+                                                        const at::Tensor& dends, at::ArrayRef<double> rec,
+                                                        double inv_range, int64_t kind) {
+  const SlafArgs s = slaf_args(x, a, w, dends, rec, inv_range, kind);
+  check_grad(g, x);
+  at::Tensor gx = at::empty_like(x);
+  const int K = s.K, nacc = K + 3;
+  std::vector<double> sums(s.v.C * nacc);
+  const float* xp = x.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  float* gxp = gx.data_ptr<float>();
+  switch (s.kind) {
+    case kThreeTerm: slaf_bwd_kind<kThreeTerm>(s, xp, gp, gxp, sums.data()); break;
+    case kPower: slaf_bwd_kind<kPower>(s, xp, gp, gxp, sums.data()); break;
+    case kFourier: slaf_bwd_kind<kFourier>(s, xp, gp, gxp, sums.data()); break;
+    default: slaf_bwd_kind<kRbf>(s, xp, gp, gxp, sums.data());
+  }
+  at::Tensor ga = at::empty({s.v.C, K}, a.options());
+  at::Tensor gw = at::empty({s.w ? s.v.C : 0}, a.options());
+  const double* dd = s.dends.data_ptr<double>();
+  for (int64_t c = 0; c < s.v.C; ++c) {
+    const double* r = sums.data() + c * nacc;
+    for (int k = 0; k < K; ++k) {
+      double v = r[k] * s.h[k];  // d/da_k of a_k h_k psi_k
+      if (kind != kFourier) v += r[K + 1] * dd[k] + r[K] * dd[K + k];  // the tails
+      ga.data_ptr<float>()[c * K + k] = static_cast<float>(v);
+    }
+    if (s.w) gw.data_ptr<float>()[c] = static_cast<float>(r[K + 2]);
+  }
+  return {gx, ga, gw};
+}
+
+}  // namespace
+}  // namespace actlab
+
+TORCH_LIBRARY_FRAGMENT(actlab_learnable, m) {
+  m.def("slaf_fwd(Tensor x, Tensor a, Tensor? w, Tensor dends, float[] rec, float inv_range, int kind) -> Tensor");
+  m.def("slaf_bwd(Tensor g, Tensor x, Tensor a, Tensor? w, Tensor dends, float[] rec, float inv_range, int kind)"
+        " -> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(actlab_learnable, CPU, m) {
+  m.impl("slaf_fwd", &actlab::slaf_fwd);
+  m.impl("slaf_bwd", &actlab::slaf_bwd);
+}
