@@ -56,7 +56,8 @@ def activation_shapes(before: dict, after: dict, title: str = "", ax: Axes | Non
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     return fig
 
 
