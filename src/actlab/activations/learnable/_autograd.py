@@ -112,22 +112,61 @@ class PiecewiseFn(torch.autograd.Function):
         x, table, inv_h, offset = ctx.saved_tensors
         if not torch.is_grad_enabled() and _kernels.usable(x, table, inv_h, offset):
             return *_kernels.piecewise_backward(g, x, table, inv_h, offset), None, None
-        c, s, m = table.shape
-        flat, t, tc = _locate(x, table, inv_h, offset)
-        _, slope = _horner(_lookup(table, flat, x, first=1), tc, t, deriv=True)
-        gx = g * slope.mul_(bcast(inv_h, x))
-        # d f / d table[j, p] = tc^p + p tc^(p-1) (t - tc): the segment term plus its tail.
-        gtable = torch.zeros(m, c * s, dtype=table.dtype, device=table.device)
-        gtable[0].index_add_(0, flat, g.reshape(-1))
-        excess = t - tc if m > 2 else None
-        gpow = g
-        for p in range(1, m):
-            term = gpow * t if excess is None else gpow * torch.add(tc, excess, alpha=p)
-            gtable[p].index_add_(0, flat, term.reshape(-1))
-            if p + 1 < m:
-                gpow = gpow * tc
         # inv_h and offset belong to the grid, which is set by calibration, not learnt.
-        return gx, gtable.t().reshape(c, s, m), None, None
+        return *_piecewise_grads(g, x, table, inv_h, offset), None, None
+
+
+class LinearSplineFn(torch.autograd.Function):
+    """The linear spline with knot values (C, K) on grids [lo, hi] (C,): PiecewiseFn's
+    m = 2 case, taking the values themselves so that a call costs no small ops
+    (the kernels build slopes and offsets inside and return the values' gradient).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+        ctx.save_for_backward(x, values, lo, hi)
+        if _kernels.usable(x, values, lo, hi):
+            return _kernels.linear_spline_forward(x, values, lo, hi)
+        table, inv_h, offset = _linear_table(values, lo, hi)
+        flat, t, tc = _locate(x, table, inv_h, offset)
+        return _horner(_lookup(table, flat, x), tc, t, deriv=False)[0]
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, values, lo, hi = ctx.saved_tensors
+        if not torch.is_grad_enabled() and _kernels.usable(x, values, lo, hi):
+            return *_kernels.linear_spline_backward(g, x, values, lo, hi), None, None
+        table, inv_h, offset = _linear_table(values, lo, hi)
+        gx, gtable = _piecewise_grads(g, x, table, inv_h, offset)
+        # table[i] = (v[i], v[i+1] - v[i]): v[i] gets gtable[i, 0] - gtable[i, 1], v[i+1] gets gtable[i, 1].
+        gvalues = (torch.nn.functional.pad(gtable[..., 0] - gtable[..., 1], (0, 1))
+                   + torch.nn.functional.pad(gtable[..., 1], (1, 0)))
+        return gx, gvalues, None, None
+
+
+def _linear_table(values: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(C, K-1, 2) segment table (value, slope), inv_h and offset of a linear spline."""
+    inv_h = (values.shape[1] - 1) / (hi - lo)
+    return torch.stack([values[:, :-1], values[:, 1:] - values[:, :-1]], -1), inv_h, -lo * inv_h
+
+
+def _piecewise_grads(g: Tensor, x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
+    """The reference gradients of PiecewiseFn with respect to x and table (differentiable)."""
+    c, s, m = table.shape
+    flat, t, tc = _locate(x, table, inv_h, offset)
+    _, slope = _horner(_lookup(table, flat, x, first=1), tc, t, deriv=True)
+    gx = g * slope.mul_(bcast(inv_h, x))
+    # d f / d table[j, p] = tc^p + p tc^(p-1) (t - tc): the segment term plus its tail.
+    gtable = torch.zeros(m, c * s, dtype=table.dtype, device=table.device)
+    gtable[0].index_add_(0, flat, g.reshape(-1))
+    excess = t - tc if m > 2 else None
+    gpow = g
+    for p in range(1, m):
+        term = gpow * t if excess is None else gpow * torch.add(tc, excess, alpha=p)
+        gtable[p].index_add_(0, flat, term.reshape(-1))
+        if p + 1 < m:
+            gpow = gpow * tc
+    return gx, gtable.t().reshape(c, s, m)
 
 
 def _locate(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Tensor, Tensor, Tensor]:

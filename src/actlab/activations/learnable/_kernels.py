@@ -45,6 +45,14 @@ def _register_fakes() -> None:
     def _(g, x, table, inv_h, offset):
         return torch.empty_like(x), torch.empty_like(table)
 
+    @torch.library.register_fake(lib + "linear_spline_fwd")
+    def _(x, values, lo, hi):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(lib + "linear_spline_bwd")
+    def _(g, x, values, lo, hi):
+        return torch.empty_like(x), torch.empty_like(values)
+
     @torch.library.register_fake(lib + "rational_fwd")
     def _(x, a, b):
         return torch.empty_like(x)
@@ -128,6 +136,14 @@ def piecewise_forward(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -
 
 def piecewise_backward(g: Tensor, x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
     return torch.ops.actlab_learnable.spline_bwd(g.contiguous(), x, table, inv_h, offset)
+
+
+def linear_spline_forward(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    return torch.ops.actlab_learnable.linear_spline_fwd(x, values, lo, hi)
+
+
+def linear_spline_backward(g: Tensor, x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.ops.actlab_learnable.linear_spline_bwd(g.contiguous(), x, values, lo, hi)
 
 
 def rational_forward(x: Tensor, a: Tensor, b: Tensor) -> Tensor:

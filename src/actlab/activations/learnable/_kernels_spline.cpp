@@ -203,15 +203,80 @@ std::tuple<at::Tensor, at::Tensor> spline_bwd(const at::Tensor& g, const at::Ten
   return {gx, gt};
 }
 
+// linear_spline (LinearSplineFn): the m = 2 table (v[i], v[i+1] - v[i]), inv_h and
+// offset built here from the knot values (C, K) and grid ends lo, hi (C,), with the
+// float operations of _autograd._linear_table (PyTorch's S / (hi - lo) is
+// reciprocal(hi - lo) * S), so that a call costs one op instead of ten small ones.
+SplineArgs linear_args(const at::Tensor& x, const at::Tensor& values, const at::Tensor& lo, const at::Tensor& hi) {
+  check_float_cpu(values, "values");
+  TORCH_CHECK(values.dim() == 2 && values.size(1) >= 2, "values must be (C, K >= 2)");
+  const at::Tensor v = values.contiguous();
+  const at::Tensor l = lo.to(at::kFloat).reshape({-1}).contiguous(), h = hi.to(at::kFloat).reshape({-1}).contiguous();
+  const int64_t C = v.size(0), K = v.size(1), S = K - 1;
+  TORCH_CHECK(l.numel() == C && h.numel() == C, "lo and hi need one value per channel");
+  at::Tensor table = at::empty({C, S, 2}, v.options()), inv_h = at::empty({C}, v.options()),
+             offset = at::empty({C}, v.options());
+  const float *vp = v.data_ptr<float>(), *lp = l.data_ptr<float>(), *hp = h.data_ptr<float>();
+  float *tp = table.data_ptr<float>(), *ip = inv_h.data_ptr<float>(), *op = offset.data_ptr<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    const float* row = vp + c * K;
+    for (int64_t i = 0; i < S; ++i) {
+      tp[(c * S + i) * 2] = row[i];
+      tp[(c * S + i) * 2 + 1] = row[i + 1] - row[i];
+    }
+    const float r = 1.f / (hp[c] - lp[c]);
+    ip[c] = r * static_cast<float>(S);
+    op[c] = -lp[c] * ip[c];
+  }
+  return spline_args(x, table, inv_h, offset);
+}
+
+at::Tensor linear_spline_fwd(const at::Tensor& x, const at::Tensor& values, const at::Tensor& lo,
+                             const at::Tensor& hi) {
+  const SplineArgs s = linear_args(x, values, lo, hi);
+  at::Tensor y = at::empty_like(x);
+  spline_fwd_m<2>(s, x.data_ptr<float>(), y.data_ptr<float>());
+  return y;
+}
+
+// The values' gradient folds the table's in double: v[i] gets d/d value[i] - d/d slope[i],
+// v[i+1] gets d/d slope[i].
+std::tuple<at::Tensor, at::Tensor> linear_spline_bwd(const at::Tensor& g, const at::Tensor& x,
+                                                     const at::Tensor& values, const at::Tensor& lo,
+                                                     const at::Tensor& hi) {
+  const SplineArgs s = linear_args(x, values, lo, hi);
+  check_grad(g, x);
+  at::Tensor gx = at::empty_like(x);
+  std::vector<double> sums(s.v.C * s.S * 2);
+  spline_bwd_m<2>(s, x.data_ptr<float>(), g.data_ptr<float>(), gx.data_ptr<float>(), sums.data());
+  const int64_t K = s.S + 1;
+  at::Tensor gv = at::empty({s.v.C, K}, values.options());
+  float* gvp = gv.data_ptr<float>();
+  for (int64_t c = 0; c < s.v.C; ++c) {
+    const double* row = sums.data() + c * s.S * 2;
+    double carry = 0.0;  // d/d slope[i - 1]
+    for (int64_t i = 0; i < s.S; ++i) {
+      gvp[c * K + i] = static_cast<float>(row[2 * i] - row[2 * i + 1] + carry);
+      carry = row[2 * i + 1];
+    }
+    gvp[c * K + s.S] = static_cast<float>(carry);
+  }
+  return {gx, gv};
+}
+
 }  // namespace
 }  // namespace actlab
 
 TORCH_LIBRARY_FRAGMENT(actlab_learnable, m) {
   m.def("spline_fwd(Tensor x, Tensor table, Tensor inv_h, Tensor offset) -> Tensor");
   m.def("spline_bwd(Tensor g, Tensor x, Tensor table, Tensor inv_h, Tensor offset) -> (Tensor, Tensor)");
+  m.def("linear_spline_fwd(Tensor x, Tensor values, Tensor lo, Tensor hi) -> Tensor");
+  m.def("linear_spline_bwd(Tensor g, Tensor x, Tensor values, Tensor lo, Tensor hi) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(actlab_learnable, CPU, m) {
   m.impl("spline_fwd", &actlab::spline_fwd);
   m.impl("spline_bwd", &actlab::spline_bwd);
+  m.impl("linear_spline_fwd", &actlab::linear_spline_fwd);
+  m.impl("linear_spline_bwd", &actlab::linear_spline_bwd);
 }

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import PiecewiseFn
+from actlab.activations.learnable._autograd import LinearSplineFn, PiecewiseFn
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
 from actlab.activations.registry import Site, register_activation
@@ -45,17 +45,18 @@ def segments(knots: int, order: int) -> int:
     return knots - 1 if order == 1 else knots - 3
 
 
-def spline_table(values: Tensor, order: int) -> Tensor:
-    """(C, S, order+1) per-segment polynomial coefficients in t from knot values (C, K)."""
-    if order == 1:
-        return torch.stack([values[:, :-1], values[:, 1:] - values[:, :-1]], -1)
+def cubic_table(values: Tensor) -> Tensor:
+    """(C, S, 4) per-segment polynomial coefficients in t from B-spline coefficients (C, K)."""
     return values.unfold(1, 4, 1) @ _CUBIC.to(values.dtype)
 
 
 def spline_eval(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor, order: int) -> Tensor:
     """The spline with knot values (C, K) on grids [lo, hi] (C,) at x (N, C, ...)."""
+    if order == 1:
+        # One op per call: the table of slopes is built inside (see LinearSplineFn).
+        return LinearSplineFn.apply(x, values, lo, hi)
     inv_h = segments(values.shape[1], order) / (hi - lo)
-    return PiecewiseFn.apply(x, spline_table(values, order), inv_h, -lo * inv_h)
+    return PiecewiseFn.apply(x, cubic_table(values), inv_h, -lo * inv_h)
 
 
 class Spline(LearnableActivation):
