@@ -181,3 +181,14 @@ def to_python(node: Node) -> object:
     if isinstance(node, ListNode):
         return [to_python(n) for n in node.items]
     return str(node)
+
+
+def name_and_options(text: str, what: str) -> tuple[str, dict]:
+    """``name`` or ``name(key=value,...)`` -> (name, {key: python value}); for models,
+    datasets and schedules, which take keyword options only."""
+    node = parse(text)
+    if isinstance(node, Name):
+        return node.name, {}
+    if isinstance(node, Call) and not node.args:
+        return node.name, {k: to_python(v) for k, v in node.kwargs}
+    raise SpecError(f"a {what} spec is name(key=value,...), got {text!r}")

@@ -20,7 +20,7 @@ import math
 from typing import Literal
 
 from actlab._registry import Registry, unknown_name_message
-from actlab.activations.spec import Call, Name, parse, to_python
+from actlab.activations.spec import name_and_options
 from actlab.errors import SpecError
 
 Unit = Literal["epochs", "steps"]
@@ -235,13 +235,7 @@ def make_schedule(spec: str | Schedule) -> Schedule:
     """
     if isinstance(spec, Schedule):
         return spec
-    node = parse(spec)
-    if isinstance(node, Name):
-        name, kwargs = node.name, {}
-    elif isinstance(node, Call) and not node.args:
-        name, kwargs = node.name, {k: to_python(v) for k, v in node.kwargs}
-    else:
-        raise SpecError(f"a schedule spec is name(key=value,...), got {spec!r}")
+    name, kwargs = name_and_options(spec, "schedule")
     cls = SCHEDULES.get(name)
     if cls is Constant:
         valid = ["value"]

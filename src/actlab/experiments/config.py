@@ -29,6 +29,17 @@ def _checked(fn, *args, item: int | None = None):
         raise ValueError(where + str(exc).splitlines()[0]) from None
 
 
+def _named_specs(specs: list[str], registry, what: str) -> list[str]:
+    """Check that every ``name(key=value,...)`` spec names an entry of ``registry``; canonical specs."""
+    from actlab.activations import canonical
+    from actlab.activations.spec import name_and_options
+
+    for i, spec in enumerate(specs):
+        name, _ = _checked(name_and_options, spec, what, item=i)
+        _checked(registry.get, name, item=i)
+    return [canonical(s) for s in specs]
+
+
 class ExperimentConfig(BaseModel):
     """A grid: datasets x models x activations x seeds, trained alike."""
 
@@ -61,26 +72,16 @@ class ExperimentConfig(BaseModel):
     @field_validator("models")
     @classmethod
     def _models_exist(cls, specs: list[str]) -> list[str]:
-        from actlab.activations import canonical
-        from actlab.activations.spec import Call, Name, parse
         from actlab.models import MODELS
 
-        for i, spec in enumerate(specs):
-            node = _checked(parse, spec, item=i)
-            _checked(MODELS.get, node.name if isinstance(node, (Name, Call)) else spec, item=i)
-        return [canonical(s) for s in specs]
+        return _named_specs(specs, MODELS, "model")
 
     @field_validator("datasets")
     @classmethod
-    def _datasets_exist(cls, names: list[str]) -> list[str]:
-        from actlab.activations import canonical
-        from actlab.activations.spec import Call, Name, parse
+    def _datasets_exist(cls, specs: list[str]) -> list[str]:
         from actlab.data import DATASETS
 
-        for i, spec in enumerate(names):
-            node = _checked(parse, spec, item=i)
-            _checked(DATASETS.get, node.name if isinstance(node, (Name, Call)) else spec, item=i)
-        return [canonical(s) for s in names]
+        return _named_specs(specs, DATASETS, "dataset")
 
     @field_validator("lr_schedule")
     @classmethod

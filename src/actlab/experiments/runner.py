@@ -9,7 +9,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actlab.activations.sites import activation_curves
-from actlab.activations.spec import Call, parse, to_python
+from actlab.activations.spec import name_and_options
 from actlab.data import load_dataset
 from actlab.experiments.config import ExperimentConfig
 from actlab.experiments.tensorboard import TensorBoardLogger
@@ -20,9 +20,8 @@ from actlab.train import TrainConfig, train_run
 
 def load_dataset_spec(spec: str, data_dir: str | None = None):
     """``load_dataset`` from a spec such as ``mnist10k`` or ``spirals(noise=0.3)``."""
-    node = parse(spec)
-    options = {k: to_python(v) for k, v in node.kwargs} if isinstance(node, Call) else {}
-    return load_dataset(node.name, data_dir=data_dir, **options)
+    name, options = name_and_options(spec, "dataset")
+    return load_dataset(name, data_dir=data_dir, **options)
 
 
 def grid(cfg: ExperimentConfig) -> list[dict]:

@@ -9,7 +9,7 @@ from torch import nn
 
 from actlab._registry import Registry, unknown_name_message
 from actlab.activations.registry import Site, activation_factory
-from actlab.activations.spec import Call, Name, parse, to_python
+from actlab.activations.spec import name_and_options
 from actlab.errors import SpecError
 
 ModelBuilder = Callable[..., nn.Module]
@@ -27,13 +27,7 @@ def make_model(
     activation: str | Callable[[Site], nn.Module] = "relu",
 ) -> nn.Module:
     """Build a model from a spec such as ``mlp(widths=[64,64])`` or ``cnn(pool=true)``."""
-    node = parse(spec)
-    if isinstance(node, Name):
-        name, kwargs = node.name, {}
-    elif isinstance(node, Call) and not node.args:
-        name, kwargs = node.name, {k: to_python(v) for k, v in node.kwargs}
-    else:
-        raise SpecError(f"a model spec is name(key=value,...), got {spec!r}")
+    name, kwargs = name_and_options(spec, "model")
     builder = MODELS.get(name)
     valid = [p for p in inspect.signature(builder).parameters][3:]
     for key in kwargs:

@@ -26,8 +26,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actlab.errors import ActlabError
 from actlab.search.space import DEFAULT_SCHEMAS, SearchSpace, enumerate_space
-from actlab.store.runstore import DB_NAME
+from actlab.store.runstore import DB_NAME, immediate_transaction
 
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")
@@ -134,15 +133,8 @@ class SearchState:
         self.settings = SearchSettings.model_validate_json(row["value"]) if row else None
         self._space: SearchSpace | None = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self):
+        return immediate_transaction(self.db)
 
     def close(self) -> None:
         self.db.close()

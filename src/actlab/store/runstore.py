@@ -49,6 +49,19 @@ CREATE TABLE IF NOT EXISTS artifacts (
 """
 
 
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error): takes the write lock up front, so
+    concurrent writers wait for each other instead of failing half-way."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def run_id(config: dict) -> str:
     """A stable id for a resolved run config."""
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -71,15 +84,8 @@ class RunStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self):
+        return immediate_transaction(self.db)
 
     def close(self) -> None:
         self.db.close()

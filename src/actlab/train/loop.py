@@ -105,7 +105,7 @@ def train_run(
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(len(data.train), generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, seen = 0.0, 0
         preds, targets = [], []
         for i in range(0, len(order), cfg.batch_size):
             _set_progress(progressive, step, step / steps_per_epoch)
