@@ -18,6 +18,7 @@ CPU without it. No ``-ffast-math``: NaN and inf must behave as in PyTorch.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -111,12 +112,24 @@ class CppLibrary:
     def _build(self) -> None:
         from torch.utils import cpp_extension
 
+        ensure_ninja_on_path()
         level = isa()
         cpp_extension.load(name=f"{self.name}_{level}", sources=[str(s) for s in self.sources],
                            extra_cflags=["-O3", *_ISA_FLAGS[level]],
                            is_python_module=False, verbose=False)
         if self.on_load is not None:
             self.on_load()
+
+
+def ensure_ninja_on_path() -> None:
+    """torch builds extensions with ninja found on PATH; the ``ninja`` wheel that actlab depends
+    on puts it in the environment's bin folder, which is not on PATH unless it is activated."""
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+        except ImportError:
+            return
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
 def _summary(exc: Exception) -> str:

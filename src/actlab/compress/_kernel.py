@@ -45,6 +45,10 @@ def _build() -> None:
     try:
         from torch.utils.cpp_extension import load_inline
 
+        from actlab._cpp import ensure_ninja_on_path
+
+        ensure_ninja_on_path()
+
         # -ffp-contract=off: a fused multiply-add would round differently from the eager formula
         load_inline("actlab_pwl_kernel", cpp_sources=[_SOURCE.read_text()], is_python_module=False,
                     no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
