@@ -15,6 +15,8 @@ from actlab.data.base import SPLIT_SEED, fraction_split, holdout_split, stratifi
 from actlab.data.images import MNIST_MEAN, MNIST_STD
 from actlab.data.synthetic import two_spirals
 from actlab.data.tabular import read_titanic, titanic_features
+from data_helpers import rows, unnormalise
+
 from actlab.errors import ActlabError, UnknownNameError
 
 # name -> (input_shape, num_classes, total rows) of every dataset that loads offline
@@ -31,20 +33,6 @@ FROM_FILES = {"mnist", "fashion_mnist", "cifar10"}
 
 def _splits(ds):
     return {"train": ds.train, "val": ds.val, "test": ds.test}
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """Rows of ``a`` as sorted opaque byte strings: equal results <=> equal multisets of rows."""
-    a = np.ascontiguousarray(a.reshape(len(a), -1))
-    return np.sort(a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel())
-
-
-def _unnormalise(x: torch.Tensor, mean, std) -> np.ndarray:
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
-    pixels = ((x * s + m) * 255).numpy()
-    assert np.abs(pixels - pixels.round()).max() < 1e-3  # really a uint8 value, not a near miss
-    return pixels.round().astype(np.uint8)
 
 
 # ---------------------------------------------------------------- every dataset
@@ -169,12 +157,12 @@ def test_mnist10k_is_an_8k_1k_1k_stratified_partition_of_the_shipped_images():
     assert ds.description == "MNIST-10k (official test split, re-split 8k/1k/1k)"
     assert ds.sizes() == {"train": 8000, "val": 1000, "test": 1000}
     images, labels = _shipped_mnist()
-    loaded = np.concatenate([_unnormalise(s.x, MNIST_MEAN, MNIST_STD) for s in _splits(ds).values()])
+    loaded = np.concatenate([unnormalise(s.x, MNIST_MEAN, MNIST_STD) for s in _splits(ds).values()])
     loaded_labels = torch.cat([s.y for s in _splits(ds).values()]).numpy()
     # pixels and labels together: each row with its label appended
     pairs = np.concatenate([loaded.reshape(10_000, -1), loaded_labels[:, None].astype(np.uint8)], axis=1)
     expected = np.concatenate([images.reshape(10_000, -1), labels[:, None]], axis=1)
-    assert np.array_equal(_rows(pairs), _rows(expected))
+    assert np.array_equal(rows(pairs), rows(expected))
     full = np.bincount(labels, minlength=10)
     assert (np.abs(np.bincount(ds.test.y.numpy(), minlength=10) - full / 10) < 1).all()
     assert ds.train.x.min().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-6)
@@ -189,7 +177,7 @@ def test_digits_are_the_sklearn_digits_scaled_to_unit_range():
     loaded_labels = torch.cat([s.y for s in _splits(ds).values()]).numpy()
     assert np.allclose(loaded, loaded.round(), atol=1e-5) and loaded.max() == pytest.approx(16)
     pairs = np.column_stack([loaded.round(), loaded_labels]).astype(np.int64)
-    assert np.array_equal(_rows(pairs), _rows(np.column_stack([pixels, labels]).astype(np.int64)))
+    assert np.array_equal(rows(pairs), rows(np.column_stack([pixels, labels]).astype(np.int64)))
 
 
 def test_titanic_matches_a_numpy_reference_fitted_on_train_rows_only():
@@ -214,7 +202,7 @@ def test_titanic_matches_a_numpy_reference_fitted_on_train_rows_only():
     assert ds.val.x.mean(0).abs().max() > 0.01  # val was not standardised with its own statistics
 
 
-def test_titanic_features_ignore_values_outside_the_train_rows():
+def test_titanic_features_ignore_values_outside_the_trainrows():
     raw, survived = read_titanic()
     train_idx = fraction_split(torch.as_tensor(survived), seed=SPLIT_SEED)[0].numpy()
     others = np.setdiff1d(np.arange(len(raw)), train_idx)

@@ -13,21 +13,9 @@ import torch
 from actlab.data import load_dataset
 from actlab.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from actlab.data.images import FASHION_MEAN, FASHION_STD, MNIST_MEAN, MNIST_STD
+from data_helpers import rows, unnormalise
+
 from actlab.errors import ActlabError
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """Rows of ``a`` as sorted opaque byte strings: equal results <=> equal multisets of rows."""
-    a = np.ascontiguousarray(a.reshape(len(a), -1))
-    return np.sort(a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel())
-
-
-def _unnormalise(x: torch.Tensor, mean, std) -> np.ndarray:
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
-    pixels = ((x * s + m) * 255).numpy()
-    assert np.abs(pixels - pixels.round()).max() < 1e-3  # really a uint8 value, not a near miss
-    return pixels.round().astype(np.uint8)
 
 
 # ---------------------------------------------------------------- MNIST-family files
@@ -69,13 +57,13 @@ def test_idx_loader_recovers_the_written_pixels_and_labels(tmp_path, name, folde
     assert ds.sizes() == {"train": 20, "val": 10, "test": 10} and ds.input_shape == (1, 28, 28)
     assert ds.train.x.dtype == torch.float32 and ds.train.y.dtype == torch.int64
     test_images, test_labels = written["t10k"]
-    assert np.array_equal(_unnormalise(ds.test.x, mean, std)[:, 0], test_images)  # official test, in order
+    assert np.array_equal(unnormalise(ds.test.x, mean, std)[:, 0], test_images)  # official test, in order
     assert np.array_equal(ds.test.y.numpy(), test_labels)
     train_images, train_labels = written["train"]
-    loaded = np.concatenate([_unnormalise(s.x, mean, std) for s in (ds.train, ds.val)])
+    loaded = np.concatenate([unnormalise(s.x, mean, std) for s in (ds.train, ds.val)])
     loaded_labels = torch.cat([ds.train.y, ds.val.y]).numpy().astype(np.uint8)
     pairs = np.concatenate([loaded.reshape(30, -1), loaded_labels[:, None]], axis=1)
-    assert np.array_equal(_rows(pairs), _rows(np.concatenate([train_images.reshape(30, -1), train_labels[:, None]], 1)))
+    assert np.array_equal(rows(pairs), rows(np.concatenate([train_images.reshape(30, -1), train_labels[:, None]], 1)))
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
@@ -121,7 +109,7 @@ def test_idx_image_and_label_counts_must_match(tmp_path):
         load_dataset("mnist", data_dir=tmp_path, val_size=10)
 
 
-def test_val_size_must_leave_training_rows(tmp_path):
+def test_val_size_must_leave_trainingrows(tmp_path):
     _write_idx_tree(tmp_path / "MNIST" / "raw", gz=True)
     with pytest.raises(ActlabError, match="val_size=5000 .* 30 rows"):
         load_dataset("mnist", data_dir=tmp_path)
@@ -152,15 +140,15 @@ def test_cifar_loader_recovers_the_written_pixels_and_labels(tmp_path, protocol)
     assert ds.sizes() == {"train": 15, "val": 5, "test": 4} and ds.input_shape == (3, 32, 32)
     test_data, test_labels = written["test_batch"]
     # the 3072 values of a row are the red, green and blue 32x32 planes in turn
-    assert np.array_equal(_unnormalise(ds.test.x, CIFAR10_MEAN, CIFAR10_STD).reshape(4, 3072), test_data)
+    assert np.array_equal(unnormalise(ds.test.x, CIFAR10_MEAN, CIFAR10_STD).reshape(4, 3072), test_data)
     assert ds.test.y.tolist() == test_labels
     train = [written[f"data_batch_{k}"] for k in range(1, 6)]
     expected = np.column_stack([np.concatenate([d for d, _ in train]), np.concatenate([lab for _, lab in train])])
     loaded = np.concatenate(
-        [_unnormalise(s.x, CIFAR10_MEAN, CIFAR10_STD).reshape(-1, 3072) for s in (ds.train, ds.val)]
+        [unnormalise(s.x, CIFAR10_MEAN, CIFAR10_STD).reshape(-1, 3072) for s in (ds.train, ds.val)]
     )
     labels = torch.cat([ds.train.y, ds.val.y]).numpy()
-    assert np.array_equal(_rows(np.column_stack([loaded, labels]).astype(np.uint8)), _rows(expected.astype(np.uint8)))
+    assert np.array_equal(rows(np.column_stack([loaded, labels]).astype(np.uint8)), rows(expected.astype(np.uint8)))
     same_dir = load_dataset("cifar10", data_dir=tmp_path / "cifar-10-batches-py", val_size=5)
     assert torch.equal(same_dir.train.x, ds.train.x)
 

@@ -49,18 +49,15 @@ def _param_groups(model: nn.Module, lr: float) -> list[dict]:
     return [{"params": ps, "lr": rate} for rate, ps in groups.items()]
 
 
-def _weight_penalty(model: nn.Module, l1: float, l2: float) -> Tensor | float:
-    if not (l1 or l2):
-        return 0.0
+def _penalty(weights: list[Tensor], regularizers: list[nn.Module], l1: float, l2: float) -> Tensor | float:
+    """L1/L2 on the weights of Linear/Conv layers plus the activations' own regularization()."""
     total: Tensor | float = 0.0
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            total = total + l1 * m.weight.abs().sum() + l2 * m.weight.square().sum()
+    if l1 or l2:
+        for w in weights:
+            total = total + l1 * w.abs().sum() + l2 * w.square().sum()
+    for m in regularizers:
+        total = total + m.regularization()
     return total
-
-
-def _regularization(model: nn.Module) -> Tensor | float:
-    return sum((m.regularization() for m in model.modules() if hasattr(m, "regularization")), 0.0)
 
 
 def _set_progress(modules: list[nn.Module], step: int, epoch: float) -> None:
@@ -100,6 +97,9 @@ def train_run(
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     sched = LR_SCHEDULES.get(cfg.lr_schedule)(opt, cfg.epochs * steps_per_epoch)
     progressive = [m for m in model.modules() if hasattr(m, "set_progress")]
+    # found once per run: scanning every module on every batch is wasted work on the hot path
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    regularizers = [m for m in model.modules() if hasattr(m, "regularization")]
     result, step, start = TrainResult("done"), 0, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -116,7 +116,7 @@ def train_run(
             if not torch.isfinite(loss):
                 result.status, result.diverged_epoch = "diverged", epoch
                 break
-            total = loss + _weight_penalty(model, cfg.l1, cfg.l2) + _regularization(model)
+            total = loss + _penalty(weights, regularizers, cfg.l1, cfg.l2)
             opt.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip:
