@@ -1,0 +1,131 @@
+"""Act-Bench-MNIST10k: train every unique function of the default search space once.
+
+The mini benchmark's settings (``cnn(channels=8)``, 2 epochs, batch 128, Adam
+2e-3, seed 0) on every unique finite function (exact equivalence), through the
+search state, so workers never train a function twice and a killed worker's
+function is retried.
+
+The committed table ``bench/results/actbench_mnist10k.csv`` is the source of
+truth: a run imports its finished rows into the work directory (which may be
+gone on a new machine) before training, and rewrites it every ``--export-every``
+seconds and at the end. Restarting after a kill, here or elsewhere, is the same
+command:
+
+    python bench/actbench.py --workers 2        # train what is left (resumes)
+    python bench/actbench.py --export           # only rewrite the CSV from the work directory
+
+Order: the baselines first, then the rest in one fixed random order (seed 0),
+so a partial table is a uniform sample of the space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actlab.search import BASELINES
+from actlab.search.loop import make_backend
+from actlab.search.state import SearchSettings, SearchState
+from actlab.search.workers import train_function
+
+ROOT = Path(__file__).parent
+WORKDIR = ROOT / "out" / "actbench"
+TABLE = ROOT / "results" / "actbench_mnist10k.csv"
+SETTINGS = SearchSettings(dataset="mnist10k", model="cnn(channels=8)", epochs=2, batch_size=128, lr=2e-3, seed=0)
+FIELDS = ("name", "baseline", "equivalent_names", "status", "val_acc", "test_acc", "val_loss", "train_time_s",
+          "diverged_epoch", "attempts", "seed", "error")
+DONE = ("done", "diverged", "failed")
+
+
+def order(state: SearchState, seed: int = 0) -> list[str]:
+    """Baselines' representatives, then every other function in a fixed random order."""
+    base = list(dict.fromkeys(state.representative(b) for b in BASELINES))
+    rest = [n for n in state.names() if n not in set(base)]
+    return base + [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
+
+
+def _num(v: str, kind=float):
+    return None if v in ("", None) else kind(v)
+
+
+def import_table(state: SearchState, path: Path = TABLE) -> int:
+    """Copy the committed table's finished rows into a work directory that lacks them."""
+    if not path.exists():
+        return 0
+    rows = [r for r in csv.DictReader(path.open()) if r["status"] in DONE and int(r["seed"]) == state.settings.seed]
+    have = {r["rep"] for r in state.rows(DONE)}
+    todo = [r for r in rows if r["name"] not in have]
+    with state.transaction() as db:
+        top = db.execute("SELECT COALESCE(MAX(finished), 0) FROM search_functions").fetchone()[0]
+        for i, r in enumerate(todo, 1):
+            db.execute("UPDATE search_functions SET status=?, val_acc=?, test_acc=?, val_loss=?, train_time=?,"
+                       " diverged_epoch=?, attempts=?, error=?, finished=?, updated=? WHERE rep=?",
+                       (r["status"], _num(r["val_acc"]), _num(r["test_acc"]), _num(r["val_loss"]),
+                        _num(r["train_time_s"]) or 0.0, _num(r["diverged_epoch"], int), int(r["attempts"]),
+                        r["error"] or None, top + i, time.time(), r["name"]))
+    return len(todo)
+
+
+def export_table(state: SearchState, path: Path = TABLE) -> int:
+    """Write every finished function (index order) atomically; returns the row count."""
+    aliases = {state.representative(b): b for b in BASELINES}
+    counts = Counter(r for (r,) in state.db.execute("SELECT rep FROM search_names"))
+    rows = [{"name": r["rep"], "baseline": aliases.get(r["rep"], ""), "equivalent_names": counts[r["rep"]],
+             "status": r["status"], "val_acc": r["val_acc"], "test_acc": r["test_acc"], "val_loss": r["val_loss"],
+             "train_time_s": None if r["train_time"] is None else round(r["train_time"], 3),
+             "diverged_epoch": r["diverged_epoch"], "attempts": r["attempts"], "seed": state.settings.seed,
+             "error": (r["error"] or "").replace("\n", " ")}
+            for r in state.rows(DONE) if r["status"] != "failed" or r["attempts"] >= state.settings.max_attempts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    tmp.replace(path)
+    return len(rows)
+
+
+def train(state: SearchState, workers: int, export_every: float) -> None:
+    state.enqueue(order(state), "actbench")
+    total = len(state.names())
+    backend = make_backend(state.workdir, train_function, workers=workers)
+    start = last = time.time()
+    done0 = state.finished_count()
+    try:
+        while state.open_work():
+            backend.step(state)
+            if time.time() - last > export_every:
+                last = time.time()
+                n = export_table(state)
+                rate = (state.finished_count() - done0) / max(time.time() - start, 1e-9) * 3600
+                print(f"[{time.strftime('%H:%M:%S')}] {n}/{total} in the table, {state.counts()}, "
+                      f"{rate:.0f}/h this run", flush=True)
+    finally:
+        backend.close(state)
+        print(f"exported {export_table(state)} rows to {TABLE}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (0: in process)")
+    parser.add_argument("--export-every", type=float, default=300.0, help="seconds between CSV rewrites")
+    parser.add_argument("--export", action="store_true", help="rewrite the CSV from the work directory and stop")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    state = SearchState.init(WORKDIR, SETTINGS)
+    print(f"imported {import_table(state)} finished rows from {TABLE}", flush=True)
+    if args.export:
+        print(f"exported {export_table(state)} rows", flush=True)
+        return
+    train(state, args.workers, args.export_every)
+
+
+if __name__ == "__main__":
+    main()
