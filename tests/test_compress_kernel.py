@@ -14,8 +14,10 @@ import torch.utils.cpp_extension
 from actlab.compress import _fastpath, _kernel
 from actlab.compress.modules import PWLActivation
 
-# 2..17 entries: one register per table; 33: two; 64: four (the benchmark's); 65, 130: gathers
-SIZES = (2, 9, 17, 33, 64, 65, 130)
+# knots -> segments T = knots - 1. AVX-512: T <= 16 one register per table, <= 32 two, <= 64 four;
+# AVX2: <= 8, 16, 32, 64 take 1, 2, 4, 8 registers (blends on index bits 3..5); 65 (T = 64) is the
+# largest in registers, 66 and 130 gather
+SIZES = (2, 9, 10, 17, 18, 33, 34, 64, 65, 66, 130)
 # (channels, input shape): the long-run path, the repeating-period path (short runs),
 # and short runs whose period is too long to tabulate
 LAYOUTS = {
@@ -55,7 +57,7 @@ def _assert_same(y, ref):
 
 
 def _kernel_args(module):
-    return module.values, module.lo, module.hi
+    return module.ab, module.lo, module.inv_h
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,21 @@ def test_kernel_equals_eager_formula_bit_for_bit(built, isa, layout):
         module = _table(channels, size, seed=size)
         x = _inputs(module, shape)
         _assert_same(_kernel.lookup(x, *_kernel_args(module), isa=isa), _reference(module, x))
+
+
+@pytest.mark.parametrize("read", _kernel.AVX2_READS)
+@pytest.mark.parametrize("layout", ["shared", "conv long runs", "dense"])
+def test_every_avx2_table_read_gives_the_same_bits(built, monkeypatch, read, layout):
+    if "avx2" not in built:
+        pytest.skip("this CPU has no avx2")
+    monkeypatch.setenv("ACTLAB_PWL_AVX2_READ", read)
+    channels, shape = LAYOUTS[layout]
+    for size in SIZES:
+        module = _table(channels, size, seed=size)
+        x = _inputs(module, shape)
+        _assert_same(_kernel.lookup(x, *_kernel_args(module), isa="avx2"), _reference(module, x))
+    if read != "permute":
+        assert _kernel.avx2_read(63) == read
 
 
 def test_kernel_matches_numpy_interp_inside_and_straight_tails_outside(built):
@@ -126,11 +143,35 @@ def test_kernel_reports_shapes_on_meta_tensors_for_torch_compile(built):
     assert y.device.type == "meta" and y.shape == x.shape
 
 
+def test_forcing_a_narrower_isa_changes_the_path_of_every_call_but_not_the_result(built):
+    module, x = _table(1, 65).eval(), torch.randn(1000) * 6
+    try:
+        for isa in built:
+            _kernel.set_isa(isa)
+            assert _kernel.current_isa() == isa
+            with torch.inference_mode():
+                _assert_same(module(x), _reference(module, x))
+    finally:
+        _kernel.set_isa(None)
+    assert _kernel.current_isa() == _kernel.best_isa()
+    with pytest.raises(ValueError, match="avx2"):
+        _kernel.set_isa("sse9")
+
+
+def test_load_state_dict_and_to_rederive_the_inference_tables(built):
+    source, target = _table(3, 17, seed=1), _table(3, 17, seed=2)
+    target.load_state_dict(source.state_dict())
+    assert set(source.state_dict()) == {"values", "lo", "hi"}  # derived tables are not saved
+    for name in ("a", "b", "ab", "inv_h", "offset"):
+        assert torch.equal(getattr(target, name), getattr(source, name))
+    assert target.double().a.dtype == torch.float64
+
+
 def test_eval_module_uses_the_kernel_without_grad_and_the_reference_otherwise(built, monkeypatch):
     monkeypatch.setattr(_kernel, "_vectorised", True)  # a CPU without AVX2 would skip the kernel
     calls = []
-    real = _kernel.lookup
-    monkeypatch.setattr(_kernel, "lookup", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    real = _kernel.try_lookup
+    monkeypatch.setattr(_kernel, "try_lookup", lambda *args, **kw: calls.append(1) or real(*args, **kw))
     module = _table(3, 17).eval()
     x = torch.randn(8, 3, 4, 4) * 3
     with torch.inference_mode():
@@ -160,7 +201,7 @@ def test_failed_build_warns_once_and_the_module_falls_back(monkeypatch):
 
     monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
     monkeypatch.setattr(_kernel, "_tried", False)
-    monkeypatch.setattr(_kernel, "_op", None)
+    monkeypatch.setattr(_kernel, "_module", None)
     calls = _spy_fallback(monkeypatch)
     module = _table(3, 17).eval()
     x = torch.randn(8, 3, 5)
@@ -177,7 +218,6 @@ def test_failed_build_warns_once_and_the_module_falls_back(monkeypatch):
                          ids=["non-contiguous", "float64", "strided"])
 def test_inputs_the_kernel_does_not_take_go_to_the_fallback(monkeypatch, make):
     calls = _spy_fallback(monkeypatch)
-    monkeypatch.setattr(_kernel, "lookup", lambda *a, **k: pytest.fail("the kernel was called"))
     module = PWLActivation(torch.randn(64), -4.0, 4.0).eval()
     x = make(torch.randn(6, 5, 6) * 5)
     with torch.inference_mode():

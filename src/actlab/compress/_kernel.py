@@ -1,20 +1,27 @@
-"""A hand-vectorised CPU kernel for lookup tables, built once per process on first use.
+"""A hand-vectorised CPU kernel for lookup tables, built once per machine on first use.
 
 ``torch.compile`` fuses the table formula into one loop but reads both tables
 element by element through bounds-checked 64-bit indices, about 6x the time of
-ReLU. The kernel in ``_pwl_kernel.cpp`` keeps tables of up to 64 entries in
-AVX-512 registers and reads them with permutes (gathers on AVX2 or for longer
-tables), so it runs at memory speed as ReLU does, and its results equal
-:func:`actlab.compress._fastpath.pwl_lookup` bit for bit.
+ReLU. The kernel in ``_pwl_kernel.cpp`` keeps tables of up to 64 segments in
+registers and reads them with permutes (AVX-512: 16-entry permutes; AVX2:
+8-entry permutes and blends; gathers only for longer tables or per-lane
+channels), so it runs at memory speed as ReLU does, and its results equal
+:func:`actlab.compress._fastpath.pwl_lookup` bit for bit. The instruction set
+is picked at run time from the CPU; ``ACTLAB_PWL_ISA=avx2`` (or
+:func:`set_isa`) narrows it, to measure the AVX2 path on an AVX-512 CPU. The
+AVX2 path reads its tables by permutes, gathers or gathers of (a, b) pairs,
+whichever a 16K-element trial at first use finds fastest on this CPU
+(``ACTLAB_PWL_AVX2_READ`` forces one); all three give the same bits.
 
 The build (about 10-30 s, once per machine: torch caches it under
 ``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) needs a
-C++ compiler and ninja. Where it fails, :func:`available` is False after one
-warning and callers use the compiled or eager formula.
+C++ compiler and ninja. Where it fails, or ``ACTLAB_KERNELS=0``, callers use
+the compiled or eager formula.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -22,40 +29,40 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from actlab._cpp import ensure_ninja_on_path, kernels_enabled
+
 _SOURCE = Path(__file__).with_name("_pwl_kernel.cpp")
 ISAS = ("scalar", "avx2", "avx512")  # index = the kernel's isa argument
-_op = None
-_vectorised = False
+ISA_VAR = "ACTLAB_PWL_ISA"
+_module = None
+_vectorised = False  # the ISA in use is AVX2 or AVX-512
 _tried = False
 _lock = threading.Lock()  # two threads' first calls must not build twice
 _error = ""  # why the build failed, for the warning and for tests that skip
 
 
 def _load():
-    """The operator, building it on the first call of the process; None if that failed."""
+    """The extension module, building it on the first call of the process; None if that failed."""
     if not _tried:
         with _lock:
             if not _tried:
                 _build()
-    return _op
+    return _module
 
 
 def _build() -> None:
-    global _op, _vectorised, _tried, _error
+    global _module, _tried, _error
     try:
         from torch.utils.cpp_extension import load_inline
 
-        from actlab._cpp import ensure_ninja_on_path
-
         ensure_ninja_on_path()
-
         # -ffp-contract=off: a fused multiply-add would round differently from the eager formula
-        load_inline("actlab_pwl_kernel", cpp_sources=[_SOURCE.read_text()], is_python_module=False,
-                    no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
-        _op = torch.ops.actlab_pwl
-        _vectorised = ISAS[_op.best_isa()] != "scalar"
+        _module = load_inline("actlab_pwl_kernel_v2", cpp_sources=[_SOURCE.read_text()], is_python_module=True,
+                              no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
+        _tried = True  # set_isa below needs the module
+        set_isa(os.environ.get(ISA_VAR) or None)
     except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, unwritable cache: fall back
-        _error = f"{type(exc).__name__}: {exc}"
+        _module, _error = None, f"{type(exc).__name__}: {exc}"
         warnings.warn(f"building the lookup-table kernel failed, using torch.compile or eager: {_error}",
                       stacklevel=5)
     _tried = True
@@ -67,36 +74,55 @@ def available() -> bool:
 
 
 def preferred() -> bool:
-    """Whether ``PWLActivation`` should use the kernel: built, and vectorised on this
-    CPU (its scalar loop is slower than what ``torch.compile`` makes)."""
-    return _load() is not None and _vectorised
+    """Whether ``PWLActivation`` should use the kernel: kernels on, built, and vectorised on
+    this CPU (its scalar loop is slower than what ``torch.compile`` makes)."""
+    return kernels_enabled() and (_module if _tried else _load()) is not None and _vectorised
 
 
 def best_isa() -> str:
-    """The instruction set the kernel uses on this CPU: "avx512", "avx2" or "scalar"."""
-    op = _load()
-    if op is None:
-        raise RuntimeError("the lookup-table kernel is not available")
-    return ISAS[op.best_isa()]
+    """The instruction set the CPU allows the kernel: "avx512", "avx2" or "scalar"."""
+    return ISAS[_require().best_isa()]
 
 
-def supports(x: Tensor, values: Tensor) -> bool:
-    """What the kernel takes: float32 on CPU, x contiguous with the channels of
-    ``values`` (C, K) along dim 1 when C > 1."""
-    channels = values.shape[0]
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
-            and values.device.type == "cpu" and values.dtype == torch.float32
-            and (channels == 1 or (x.ndim >= 2 and x.shape[1] == channels)))
+def current_isa() -> str:
+    """The instruction set calls use now (the best, unless narrowed)."""
+    return ISAS[_require().current_isa()]
 
 
-def lookup(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor, isa: str | None = None) -> Tensor:
-    """The table of knot ``values`` (C, K) on ``[lo, hi]`` (C,) at ``x``, as ``PWLActivation`` defines it.
+def set_isa(isa: str | None) -> None:
+    """Narrow the instruction set for this process; None restores the best."""
+    if isa is not None and isa not in ISAS:
+        raise ValueError(f"{ISA_VAR} must be one of {', '.join(ISAS)}, got {isa!r}")
+    global _vectorised
+    module = _require()
+    module.set_isa(-1 if isa is None else ISAS.index(isa))
+    _vectorised = module.current_isa() > 0
 
-    ``isa`` forces a narrower instruction set than the CPU's best (for tests).
-    """
-    op = _load()
-    if op is None:
-        raise RuntimeError("the lookup-table kernel is not available")
-    # no-ops for a module's buffers
-    values, lo, hi = (t.to(torch.float32).contiguous() for t in (values, lo, hi))
-    return op.lookup(x, values, lo, hi, -1 if isa is None else ISAS.index(isa))
+
+def _require():
+    if _load() is None:
+        raise RuntimeError(f"the lookup-table kernel is not available: {_error}")
+    return _module
+
+
+def try_lookup(x: Tensor, ab: Tensor, lo: Tensor, inv_h: Tensor) -> Tensor | None:
+    """The table at ``x``, or None when the kernel does not take these tensors (another
+    dtype or device, non-contiguous, channels not along dim 1). One call, no dispatcher.
+    ``ab`` (C, T, 2) holds a = values[:, :-1] and b = diff(values) interleaved."""
+    return _module.try_lookup(x, ab, lo, inv_h)
+
+
+def lookup(x: Tensor, ab: Tensor, lo: Tensor, inv_h: Tensor, isa: str | None = None) -> Tensor:
+    """The operator ``torch.ops.actlab_pwl.lookup``, with ``isa`` forcing a path (for tests)."""
+    _require()
+    return torch.ops.actlab_pwl.lookup(x, ab, lo, inv_h, -1 if isa is None else ISAS.index(isa))
+
+
+AVX2_READS = ("permute", "gather", "pairs")
+
+
+def avx2_read(segments: int) -> str | None:
+    """How the AVX2 path reads tables of ``segments`` entries on this CPU (timed once per
+    process and size class, or forced by ``ACTLAB_PWL_AVX2_READ``); None without AVX2."""
+    read = _require().avx2_read(segments)
+    return AVX2_READS[read] if read >= 0 else None

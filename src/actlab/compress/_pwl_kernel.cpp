@@ -1,12 +1,12 @@
 // The lookup-table activation y = a[i] + t b[i] on CPU, vectorised by hand.
 //
 // Built at run time by actlab/compress/_kernel.py. The reference is
-// actlab.compress._fastpath.pwl_lookup on the tables PWLActivation._tables
-// builds, and the results equal it bit for bit: the same float32 operations
+// actlab.compress._fastpath.pwl_lookup on the tables PWLActivation keeps as
+// buffers, and the results equal it bit for bit: the same float32 operations
 // in the same order, and no fused multiply-add (the build passes
-// -ffp-contract=off). From the knot values v (K per channel) on [lo, hi]:
-//   a = v[:-1], b = diff(v), T = K - 1, inv_h = (1 / (hi - lo)) * T
-// (as torch evaluates T / (hi - lo)), and per element
+// -ffp-contract=off). The module computes once, from the knot values v (K per
+// channel) on [lo, hi]: a = v[:-1], b = diff(v), T = K - 1, inv_h = T / (hi - lo);
+// per element the kernel computes
 //   u = (x - lo) * inv_h;  f = min(max(floor(u), 0), T - 1);  t = u - f;
 //   y = a[f] + t * b[f]
 // max(NaN, 0) is 0 (as _mm*_max_ps returns its second operand), so a NaN input
@@ -18,12 +18,19 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/utils/pybind.h>
 #include <torch/library.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <string>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -31,6 +38,7 @@
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) inline
 #define AVX2 __attribute__((target("avx2")))
+#define AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
 
 namespace {
 
@@ -44,17 +52,21 @@ constexpr int64_t kMaxPeriod = 1 << 16;
 constexpr int64_t kGrain = 1 << 16;  // elements per parallel task
 
 // A stretch of elements sharing one channel's tables of T segments.
+// The tables are interleaved, ab = (a[0], b[0], a[1], b[1], ...), and a = ab,
+// b = ab + 1 are read with stride 2 (gathers with scale 8).
 struct Run {
   const float* a;
   const float* b;
   float lo, inv_h;
   int64_t T;
+  int read;  // how the AVX2 loop reads the tables (Read)
 };
 
 // Lanes with their own channel: per-position lo, inv_h and table offset c * T.
 struct Lanes {
   const float* a;
   const float* b;
+  int read;
   const float* lo;
   const float* inv_h;
   const int32_t* base;
@@ -66,7 +78,7 @@ inline float one(float x, const float* a, const float* b, float lo, float inv_h,
   float f = std::floor(u);
   f = f > 0.0f ? f : 0.0f;
   f = f < last ? f : last;
-  int i = static_cast<int>(f);
+  int i = 2 * static_cast<int>(f);
   float t = u - f;
   return a[i] + t * b[i];
 }
@@ -80,27 +92,112 @@ void lanes_scalar(const float* x, float* y, int64_t n, const Lanes& l, int64_t p
   const float last = static_cast<float>(l.T - 1);
   for (int64_t k = 0; k < n; ++k) {
     const int64_t q = p + k;
-    y[k] = one(x[k], l.a + l.base[q], l.b + l.base[q], l.lo[q], l.inv_h[q], last);
+    y[k] = one(x[k], l.a + 2 * l.base[q], l.b + 2 * l.base[q], l.lo[q], l.inv_h[q], last);
   }
 }
 
 #if defined(__x86_64__)  // elsewhere only the scalar loops are built
 
-// ---- AVX2: 8 lanes, tables read by gathers, scalar tails ----
+// ---- AVX2: 8 lanes. Three ways to read a[i] and b[i], all giving the same
+// values; which is fastest depends on the CPU (gathers cost about 20 cycles
+// on Zen 2 and 5 on recent Intel cores; permutes take one port on Intel), so
+// it is measured once per process and table size (tune_avx2):
+//  - kPermute, tables of up to 64 entries: vpermps picks 8 entries by the low 3
+//    index bits from each of R registers, blends on bits 3, 4, 5 pick among them;
+//  - kGather: two 8-float gathers;
+//  - kPairs: two 4-element gathers of 64-bit (a, b) pairs, de-interleaved by
+//    shuffles: half the gathered elements of kGather. ----
 
-AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
-  const __m256 lo = _mm256_set1_ps(r.lo), inv_h = _mm256_set1_ps(r.inv_h);
-  const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps(static_cast<float>(r.T - 1));
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    __m256 u = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), lo), inv_h);
-    __m256 f = _mm256_min_ps(_mm256_max_ps(_mm256_floor_ps(u), zero), last);
-    __m256i i = _mm256_cvttps_epi32(f);
-    __m256 t = _mm256_sub_ps(u, f);
-    __m256 bt = _mm256_mul_ps(t, _mm256_i32gather_ps(r.b, i, 4));
-    _mm256_storeu_ps(y + k, _mm256_add_ps(_mm256_i32gather_ps(r.a, i, 4), bt));
+enum Read : int { kPermute = 0, kGather = 1, kPairs = 2 };
+
+// Bit k of every lane moved to the sign bit, which blendv reads.
+AVX2_INLINE __m256 bit_mask(__m256i i, int k) {
+  return _mm256_castsi256_ps(_mm256_sll_epi32(i, _mm_cvtsi32_si128(31 - k)));
+}
+
+template <int R>
+AVX2_INLINE __m256 read8(const __m256* tab, __m256i i, const __m256* masks) {
+  if constexpr (R == 1) {
+    return _mm256_permutevar8x32_ps(tab[0], i);
+  } else {
+    constexpr int H = R / 2;  // the top index bit in use picks the upper or lower half of the registers
+    return _mm256_blendv_ps(read8<H>(tab, i, masks), read8<H>(tab + H, i, masks),
+                            masks[H == 1 ? 0 : H == 2 ? 1 : 2]);
   }
-  run_scalar(x + k, y + k, n - k, r);
+}
+
+// a[i], b[i] from 64-bit pairs: the index lanes are reordered (0 1 4 5 | 2 3 6 7) so
+// that the in-lane shuffles leave the values in element order.
+AVX2_INLINE void read_pairs(const float* ab, __m256i i, __m256* a, __m256* b) {
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  const __m256i j = _mm256_permutevar8x32_epi32(i, order);
+  const auto* base = reinterpret_cast<const long long*>(ab);
+  const __m256 low = _mm256_castsi256_ps(_mm256_i32gather_epi64(base, _mm256_castsi256_si128(j), 8));
+  const __m256 high = _mm256_castsi256_ps(_mm256_i32gather_epi64(base, _mm256_extracti128_si256(j, 1), 8));
+  *a = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0));
+  *b = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+template <int R, int S>
+AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const __m256* tb, const Run& r,
+                             __m256 lo, __m256 inv_h, __m256 last) {
+  __m256 u = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x), lo), inv_h);
+  // clamp, then truncate: the same segment as clamping floor(u), one instruction fewer
+  __m256i i = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(u, _mm256_setzero_ps()), last));
+  __m256 f = _mm256_cvtepi32_ps(i);
+  __m256 va, vb;
+  if constexpr (S == kPermute) {
+    __m256 masks[3];
+    if constexpr (R >= 2) masks[0] = bit_mask(i, 3);
+    if constexpr (R >= 4) masks[1] = bit_mask(i, 4);
+    if constexpr (R >= 8) masks[2] = bit_mask(i, 5);
+    va = read8<R>(ta, i, masks);
+    vb = read8<R>(tb, i, masks);
+  } else if constexpr (S == kGather) {
+    va = _mm256_i32gather_ps(r.a, i, 8);
+    vb = _mm256_i32gather_ps(r.b, i, 8);
+  } else {
+    read_pairs(r.a, i, &va, &vb);
+  }
+  _mm256_storeu_ps(y, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
+}
+
+template <int R, int S>
+AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
+  __m256 ta[R], tb[R];
+  float pa[8], pb[8];
+  for (int k = 0; k < (S == kPermute ? R : 0); ++k) {  // zero padding past T is never read
+    for (int j = 0; j < 8; ++j) {
+      const int64_t e = 8 * k + j;
+      pa[j] = e < r.T ? r.a[2 * e] : 0.0f;
+      pb[j] = e < r.T ? r.b[2 * e] : 0.0f;
+    }
+    ta[k] = _mm256_loadu_ps(pa);
+    tb[k] = _mm256_loadu_ps(pb);
+  }
+  const __m256 lo = _mm256_set1_ps(r.lo), inv_h = _mm256_set1_ps(r.inv_h);
+  const __m256 last = _mm256_set1_ps(static_cast<float>(r.T - 1));
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {  // two vectors per step: their gathers overlap
+    run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last);
+    run_vector8<R, S>(x + k + 8, y + k + 8, ta, tb, r, lo, inv_h, last);
+  }
+  for (; k + 8 <= n; k += 8) run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last);
+  if (k < n) {  // the tail through a zero-padded buffer (x = 0 reads a valid segment)
+    float xs[8] = {0}, ys[8];
+    std::copy(x + k, x + n, xs);
+    run_vector8<R, S>(xs, ys, ta, tb, r, lo, inv_h, last);
+    std::copy(ys, ys + (n - k), y + k);
+  }
+}
+
+void run_avx2_any(const float* x, float* y, int64_t n, const Run& r) {
+  if (r.read == kGather) return run_avx2<1, kGather>(x, y, n, r);
+  if (r.read == kPairs || r.T > 64) return run_avx2<1, kPairs>(x, y, n, r);
+  if (r.T <= 8) return run_avx2<1, kPermute>(x, y, n, r);
+  if (r.T <= 16) return run_avx2<2, kPermute>(x, y, n, r);
+  if (r.T <= 32) return run_avx2<4, kPermute>(x, y, n, r);
+  return run_avx2<8, kPermute>(x, y, n, r);
 }
 
 AVX2 void lanes_avx2(const float* x, float* y, int64_t n, const Lanes& l, int64_t p) {
@@ -110,25 +207,68 @@ AVX2 void lanes_avx2(const float* x, float* y, int64_t n, const Lanes& l, int64_
     const int64_t q = p + k;
     __m256 u = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(l.lo + q)),
                              _mm256_loadu_ps(l.inv_h + q));
-    __m256 f = _mm256_min_ps(_mm256_max_ps(_mm256_floor_ps(u), zero), last);
-    __m256i j = _mm256_add_epi32(_mm256_cvttps_epi32(f),
+    __m256i i = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(u, zero), last));
+    __m256 f = _mm256_cvtepi32_ps(i);
+    __m256i j = _mm256_add_epi32(i,
                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l.base + q)));
-    __m256 t = _mm256_sub_ps(u, f);
-    __m256 bt = _mm256_mul_ps(t, _mm256_i32gather_ps(l.b, j, 4));
-    _mm256_storeu_ps(y + k, _mm256_add_ps(_mm256_i32gather_ps(l.a, j, 4), bt));
+    __m256 va, vb;
+    if (l.read == kGather) {
+      va = _mm256_i32gather_ps(l.a, j, 8);
+      vb = _mm256_i32gather_ps(l.b, j, 8);
+    } else {
+      read_pairs(l.a, j, &va, &vb);
+    }
+    _mm256_storeu_ps(y + k, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
   }
   lanes_scalar(x + k, y + k, n - k, l, p + k);
 }
 
-// ---- AVX-512: 16 lanes, masked tails; tables of up to 64 entries live in
-// registers and are read by permutes, longer ones by gathers ----
+// The fastest read for tables of T segments on this CPU, timed once per size
+// class (T <= 8, 16, 32, 64, longer) on 16K elements, best of 5 runs each.
+int tune_avx2(int64_t T) {
+  static std::atomic<int> chosen[5] = {-1, -1, -1, -1, -1};
+  static std::mutex mutex;
+  const int cls = T <= 8 ? 0 : T <= 16 ? 1 : T <= 32 ? 2 : T <= 64 ? 3 : 4;
+  if (const char* env = std::getenv("ACTLAB_PWL_AVX2_READ")) {  // forced, for benchmarks
+    const std::string v(env);
+    if (v == "gather") return kGather;
+    if (v == "pairs") return kPairs;
+    if (v == "permute" && cls < 4) return kPermute;
+  }
+  if (chosen[cls] >= 0) return chosen[cls];
+  std::lock_guard<std::mutex> hold(mutex);
+  if (chosen[cls] >= 0) return chosen[cls];
+  const int64_t size = cls < 4 ? (int64_t{8} << cls) : 128, n = 1 << 14;
+  std::vector<float> ab(2 * size), x(n), y(n);
+  for (int64_t i = 0; i < size; ++i) {
+    ab[2 * i] = 0.5f * i;
+    ab[2 * i + 1] = 0.5f;
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 7919) % (size * 16)) / 16.0f;
+  int best = kGather;
+  double best_t = 1e30;
+  for (int read : {kPermute, kGather, kPairs}) {
+    if (read == kPermute && cls == 4) continue;
+    const Run r{ab.data(), ab.data() + 1, 0.0f, 1.0f, size, read};
+    double t = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      run_avx2_any(x.data(), y.data(), n, r);
+      t = std::min(t, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    if (t < best_t) best_t = t, best = read;
+  }
+  chosen[cls] = best;
+  return best;
+}
 
-// R registers of 16 entries per table; R = 0 means gather from memory.
+// ---- AVX-512: 16 lanes, masked tails; tables of up to 64 entries live in
+// registers and are read by permutes, longer ones by gathers of (a, b) pairs ----
+
+// R registers of 16 entries per table.
 template <int R>
-AVX512_INLINE __m512 read(const __m512* tab, const float* mem, __m512i i) {
-  if constexpr (R == 0) {
-    return _mm512_i32gather_ps(i, mem, 4);
-  } else if constexpr (R == 1) {
+AVX512_INLINE __m512 read(const __m512* tab, __m512i i) {
+  if constexpr (R == 1) {
     return _mm512_permutexvar_ps(i, tab[0]);
   } else if constexpr (R == 2) {
     return _mm512_permutex2var_ps(tab[0], i, tab[1]);
@@ -139,29 +279,56 @@ AVX512_INLINE __m512 read(const __m512* tab, const float* mem, __m512i i) {
   }
 }
 
+// a[i], b[i] by two gathers of 8 64-bit (a, b) pairs, de-interleaved by two permutes.
+AVX512_INLINE void read_pairs16(const float* ab, __m512i i, __m512* a, __m512* b) {
+  const __m512 low = _mm512_castsi512_ps(_mm512_i32gather_epi64(_mm512_castsi512_si256(i), ab, 8));
+  const __m512 high = _mm512_castsi512_ps(_mm512_i32gather_epi64(_mm512_extracti64x4_epi64(i, 1), ab, 8));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  *a = _mm512_permutex2var_ps(low, even, high);
+  *b = _mm512_permutex2var_ps(low, _mm512_add_epi32(even, _mm512_set1_epi32(1)), high);
+}
+
+// The segment of u, as index and as float: clamp, then truncate (the same as
+// clamping floor(u), one instruction fewer); max(NaN, 0) is 0.
+AVX512_INLINE __m512i segment(__m512 u, __m512 last, __m512* f) {
+  const __m512i i = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(u, _mm512_setzero_ps()), last));
+  *f = _mm512_cvtepi32_ps(i);
+  return i;
+}
+
 AVX512_INLINE __mmask16 head(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
 }
 
 // 16 elements; masked-off lanes load x = 0 and clamp to a valid segment, so every read stays in bounds.
+// R = 0: pairs gathered from memory.
 template <int R>
 AVX512_INLINE void run_vector(const float* x, float* y, __mmask16 m, const __m512* ta, const __m512* tb,
                               const Run& r, __m512 lo, __m512 inv_h, __m512 last) {
   __m512 u = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), lo), inv_h);
-  __m512 f = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  f = _mm512_min_ps(_mm512_max_ps(f, _mm512_setzero_ps()), last);
-  __m512i i = _mm512_cvttps_epi32(f);
-  __m512 bt = _mm512_mul_ps(_mm512_sub_ps(u, f), read<R>(tb, r.b, i));
-  _mm512_mask_storeu_ps(y, m, _mm512_add_ps(read<R>(ta, r.a, i), bt));
+  __m512 f, va, vb;
+  __m512i i = segment(u, last, &f);
+  if constexpr (R == 0) {
+    read_pairs16(r.a, i, &va, &vb);
+  } else {
+    va = read<R>(ta, i);
+    vb = read<R>(tb, i);
+  }
+  _mm512_mask_storeu_ps(y, m, _mm512_add_ps(va, _mm512_mul_ps(_mm512_sub_ps(u, f), vb)));
 }
 
 template <int R>
 AVX512 void run_avx512(const float* x, float* y, int64_t n, const Run& r) {
   __m512 ta[R > 0 ? R : 1], tb[R > 0 ? R : 1];
+  float pa[16], pb[16];
   for (int k = 0; k < R; ++k) {  // zero padding past T is never read: indices stop at T - 1
-    const __mmask16 m = head(std::max<int64_t>(r.T - 16 * k, 0));
-    ta[k] = m ? _mm512_maskz_loadu_ps(m, r.a + 16 * k) : _mm512_setzero_ps();
-    tb[k] = m ? _mm512_maskz_loadu_ps(m, r.b + 16 * k) : _mm512_setzero_ps();
+    for (int j = 0; j < 16; ++j) {
+      const int64_t e = 16 * k + j;
+      pa[j] = e < r.T ? r.a[2 * e] : 0.0f;
+      pb[j] = e < r.T ? r.b[2 * e] : 0.0f;
+    }
+    ta[k] = _mm512_loadu_ps(pa);
+    tb[k] = _mm512_loadu_ps(pb);
   }
   const __m512 lo = _mm512_set1_ps(r.lo), inv_h = _mm512_set1_ps(r.inv_h);
   const __m512 last = _mm512_set1_ps(static_cast<float>(r.T - 1));
@@ -171,17 +338,16 @@ AVX512 void run_avx512(const float* x, float* y, int64_t n, const Run& r) {
 }
 
 AVX512 void lanes_avx512(const float* x, float* y, int64_t n, const Lanes& l, int64_t p) {
-  const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps(static_cast<float>(l.T - 1));
+  const __m512 last = _mm512_set1_ps(static_cast<float>(l.T - 1));
   for (int64_t k = 0; k < n; k += 16) {
     const __mmask16 m = head(n - k);
     const int64_t q = p + k;
     __m512 u = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, l.lo + q)),
                              _mm512_maskz_loadu_ps(m, l.inv_h + q));
-    __m512 f = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    f = _mm512_min_ps(_mm512_max_ps(f, zero), last);
-    __m512i j = _mm512_add_epi32(_mm512_cvttps_epi32(f), _mm512_maskz_loadu_epi32(m, l.base + q));
-    __m512 bt = _mm512_mul_ps(_mm512_sub_ps(u, f), _mm512_i32gather_ps(j, l.b, 4));
-    _mm512_mask_storeu_ps(y + k, m, _mm512_add_ps(_mm512_i32gather_ps(j, l.a, 4), bt));
+    __m512 f, va, vb;
+    __m512i j = _mm512_add_epi32(segment(u, last, &f), _mm512_maskz_loadu_epi32(m, l.base + q));
+    read_pairs16(l.a, j, &va, &vb);
+    _mm512_mask_storeu_ps(y + k, m, _mm512_add_ps(va, _mm512_mul_ps(_mm512_sub_ps(u, f), vb)));
   }
 }
 
@@ -208,7 +374,7 @@ void run(int64_t isa, const float* x, float* y, int64_t n, const Run& r) {
     if (r.T <= 64) return run_avx512<4>(x, y, n, r);
     return run_avx512<0>(x, y, n, r);
   }
-  if (isa == kAvx2) return run_avx2(x, y, n, r);
+  if (isa == kAvx2) return run_avx2_any(x, y, n, r);
 #endif
   run_scalar(x, y, n, r);
 }
@@ -221,52 +387,60 @@ void lanes(int64_t isa, const float* x, float* y, int64_t n, const Lanes& l, int
   lanes_scalar(x, y, n, l, p);
 }
 
-void check(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(),
-              name, " must be a contiguous float32 CPU tensor");
+// The ISA every call uses: the best the CPU has unless narrowed by set_isa
+// (benchmarks force AVX2 on an AVX-512 CPU; tests run every path).
+int64_t g_isa = -1;
+
+int64_t current_isa() { return g_isa < 0 ? best_isa() : g_isa; }
+
+void set_isa(int64_t isa) {
+  TORCH_CHECK(isa >= -1 && isa <= best_isa(), "isa ", isa, " is not supported by this CPU");
+  g_isa = isa;
 }
 
-// x: float32 contiguous, channels along dim 1 when C > 1; values: (C, K); lo, hi: (C,).
-// isa: -1 for the best the CPU has, else 0 scalar, 1 AVX2, 2 AVX-512 (for tests).
-at::Tensor lookup(const at::Tensor& x, const at::Tensor& values, const at::Tensor& lo, const at::Tensor& hi,
-                  int64_t isa) {
-  check(x, "x");
-  check(values, "values");
-  check(lo, "lo");
-  check(hi, "hi");
-  TORCH_CHECK(values.dim() == 2 && values.size(1) >= 2, "values must be (C, K) with K >= 2");
-  const int64_t C = values.size(0), K = values.size(1), T = K - 1;
-  TORCH_CHECK(lo.numel() == C && hi.numel() == C, "lo and hi need one entry per table row");
-  TORCH_CHECK(C == 1 || (x.dim() >= 2 && x.size(1) == C), "x needs ", C, " channels along dim 1");
-  TORCH_CHECK(C * T < (int64_t{1} << 31), "tables too large for 32-bit indices");
-  TORCH_CHECK(isa >= -1 && isa <= best_isa(), "isa ", isa, " is not supported by this CPU");
-  isa = isa < 0 ? best_isa() : isa;
+bool is_f32(const at::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+}
 
+// Why the kernel cannot take these arguments, or nullptr.
+const char* unsupported(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo, const at::Tensor& inv_h) {
+  if (!is_f32(x)) return "x must be a contiguous float32 CPU tensor";
+  if (!is_f32(ab) || !is_f32(lo) || !is_f32(inv_h)) return "tables must be contiguous float32 CPU tensors";
+  if (ab.dim() != 3 || ab.size(1) < 1 || ab.size(2) != 2) return "ab must be (C, T, 2)";
+  const int64_t C = ab.size(0);
+  if (lo.numel() != C || inv_h.numel() != C) return "lo and inv_h need one entry per table row";
+  if (C != 1 && (x.dim() < 2 || x.size(1) != C)) return "x needs the tables' channels along dim 1";
+  if (C * ab.size(1) >= (int64_t{1} << 30)) return "tables too large for 32-bit indices";
+  return nullptr;
+}
+
+at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo, const at::Tensor& inv_h,
+                       int64_t isa) {
   at::Tensor out = at::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return out;
-  // The tables, built here rather than by a handful of tiny torch ops per call.
-  const float *vp = values.data_ptr<float>(), *lop = lo.data_ptr<float>(), *hip = hi.data_ptr<float>();
-  std::vector<float> a(C * T), b(C * T), inv(C);
-  for (int64_t c = 0; c < C; ++c) {
-    inv[c] = (1.0f / (hip[c] - lop[c])) * static_cast<float>(T);
-    for (int64_t i = 0; i < T; ++i) {
-      a[c * T + i] = vp[c * K + i];
-      b[c * T + i] = vp[c * K + i + 1] - vp[c * K + i];
-    }
-  }
+  const int64_t C = ab.size(0), T = ab.size(1);
   const int64_t inner = C == 1 ? n : n / (x.size(0) * C);
-  const float *xp = x.data_ptr<float>(), *ap = a.data(), *bp = b.data(), *ivp = inv.data();
+  const float *xp = x.data_ptr<float>(), *abp = ab.data_ptr<float>();
+  const float *lop = lo.data_ptr<float>(), *ivp = inv_h.data_ptr<float>();
   float* yp = out.data_ptr<float>();
+#if defined(__x86_64__)
+  const int read = isa == kAvx2 ? tune_avx2(C == 1 || inner >= kMinRun ? T : int64_t{1} << 20) : kGather;
+#else
+  const int read = 0;
+#endif
 
   if (C == 1 || inner >= kMinRun || C * inner > kMaxPeriod) {
-    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    auto body = [&](int64_t begin, int64_t end) {
       for (int64_t e = begin; e < end;) {
         const int64_t row = e / inner, stop = std::min(end, (row + 1) * inner), c = row % C;
-        run(isa, xp + e, yp + e, stop - e, Run{ap + c * T, bp + c * T, lop[c], ivp[c], T});
+        const float* tab = abp + 2 * c * T;
+        run(isa, xp + e, yp + e, stop - e, Run{tab, tab + 1, lop[c], ivp[c], T, read});
         e = stop;
       }
-    });
+    };
+    if (n <= kGrain) body(0, n);  // small tensors: no trip through the thread pool
+    else at::parallel_for(0, n, kGrain, body);
     return out;
   }
   // The channel pattern repeats every C * inner elements; repeat it to at
@@ -280,15 +454,45 @@ at::Tensor lookup(const at::Tensor& x, const at::Tensor& values, const at::Tenso
     pinv[q] = ivp[c];
     pbase[q] = static_cast<int32_t>(c * T);
   }
-  const Lanes l{ap, bp, plo.data(), pinv.data(), pbase.data(), T};
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  const Lanes l{abp, abp + 1, read, plo.data(), pinv.data(), pbase.data(), T};
+  auto body = [&](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end;) {
       const int64_t p = e % span, stop = std::min(end, e + span - p);
       lanes(isa, xp + e, yp + e, stop - e, l, p);
       e = stop;
     }
-  });
+  };
+  if (n <= kGrain) body(0, n);
+  else at::parallel_for(0, n, kGrain, body);
   return out;
+}
+
+// The operator: x with channels along dim 1 when C > 1; ab (C, T, 2) holds
+// a = values[:, :-1] and b = diff(values) interleaved; lo and inv_h = T / (hi - lo)
+// per channel. isa: -1 for the process setting, else 0 scalar, 1 AVX2, 2 AVX-512.
+at::Tensor lookup(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo, const at::Tensor& inv_h,
+                  int64_t isa) {
+  const char* why = unsupported(x, ab, lo, inv_h);
+  TORCH_CHECK(why == nullptr, why);
+  TORCH_CHECK(isa >= -1 && isa <= best_isa(), "isa ", isa, " is not supported by this CPU");
+  return lookup_impl(x, ab, lo, inv_h, isa < 0 ? current_isa() : isa);
+}
+
+// The eager fast path as a plain Python function: no dispatcher, and None
+// (not an error) when the kernel does not take the input, so the caller
+// falls back to the reference formula.
+c10::optional<at::Tensor> try_lookup(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo,
+                                     const at::Tensor& inv_h) {
+  if (unsupported(x, ab, lo, inv_h) != nullptr) return c10::nullopt;
+  return lookup_impl(x, ab, lo, inv_h, current_isa());
+}
+
+// How the AVX2 loop reads tables of T segments here (tuned or forced): 0 permute, 1 gather, 2 pairs.
+int64_t avx2_read(int64_t T) {
+#if defined(__x86_64__)
+  if (best_isa() >= kAvx2) return tune_avx2(T);
+#endif
+  return -1;
 }
 
 // Shapes only, for torch.compile and torch.export tracing.
@@ -299,9 +503,16 @@ at::Tensor lookup_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&
 }  // namespace
 
 TORCH_LIBRARY(actlab_pwl, m) {
-  m.def("lookup(Tensor x, Tensor values, Tensor lo, Tensor hi, int isa=-1) -> Tensor");
-  m.def("best_isa() -> int", &best_isa);
+  m.def("lookup(Tensor x, Tensor ab, Tensor lo, Tensor inv_h, int isa=-1) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(actlab_pwl, CPU, m) { m.impl("lookup", &lookup); }
 TORCH_LIBRARY_IMPL(actlab_pwl, Meta, m) { m.impl("lookup", &lookup_meta); }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("try_lookup", &try_lookup, "the table at x, or None when the kernel does not take these tensors");
+  m.def("best_isa", &best_isa, "0 scalar, 1 AVX2, 2 AVX-512: the best this CPU has");
+  m.def("current_isa", &current_isa, "the ISA calls use now");
+  m.def("set_isa", &set_isa, "narrow the ISA for this process (-1: the best)");
+  m.def("avx2_read", &avx2_read, "how AVX2 reads tables of T segments: 0 permute, 1 gather, 2 pairs");
+}

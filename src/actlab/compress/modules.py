@@ -97,25 +97,40 @@ class PWLActivation(_Compressed):
         self.fast = fast
         self.register_buffer("values", values)
         self._init_range(lo, hi, values.shape[0])
+        # What inference reads, derived once from (values, lo, hi) rather than on every call;
+        # not saved: recomputed after load_state_dict, and moved and cast with the module.
+        for name in ("a", "b", "ab", "inv_h", "offset"):
+            self.register_buffer(name, None, persistent=False)
+        self._derive()
+        self.register_load_state_dict_post_hook(lambda module, _: module._derive())
+
+    def _derive(self) -> None:
+        t = self.size - 1
+        with torch.no_grad():
+            self.a = self.values[:, :-1].contiguous()
+            self.b = (self.values[:, 1:] - self.values[:, :-1]).contiguous()  # diff, which ONNX lacks
+            self.ab = torch.stack([self.a, self.b], dim=-1).contiguous()  # the kernel's interleaved form
+            self.inv_h = t / (self.hi - self.lo)
+            self.offset = torch.arange(self.channels, device=self.values.device) * t
 
     @property
     def size(self) -> int:
         return self.values.shape[1]
 
     def _tables(self, x: Tensor) -> tuple:
-        k = self.size
-        a = self.values[:, :-1].to(x.dtype).reshape(-1)
-        b = torch.diff(self.values, dim=1).to(x.dtype).reshape(-1)
-        inv_h = (k - 1) / (self.hi - self.lo)
-        lo, inv_h = self._view(self.lo.to(x.dtype), x), self._view(inv_h.to(x.dtype), x)
-        offset = self._view(torch.arange(self.channels, device=x.device) * (k - 1), x)
-        return lo, inv_h, a, b, offset, k - 2
+        dt = x.dtype
+        lo, inv_h = self._view(self.lo.to(dt), x), self._view(self.inv_h.to(dt), x)
+        return lo, inv_h, self.a.to(dt).reshape(-1), self.b.to(dt).reshape(-1), self._view(self.offset, x), self.size - 2
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training or self.fast == "eager" or torch.is_grad_enabled() and x.requires_grad:
+        if self.training or x.requires_grad or self.fast == "eager":
             return _fastpath.pwl_lookup(x, *self._tables(x))
-        if self.fast == "auto" and _kernel.supports(x, self.values) and _kernel.preferred():
-            return _kernel.lookup(x, self.values, self.lo, self.hi)
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return _fastpath.pwl_lookup(x, *self._tables(x))  # standard ops, for export and fusion
+        if self.fast == "auto" and _kernel.preferred():
+            y = _kernel.try_lookup(x, self.ab, self.lo, self.inv_h)
+            if y is not None:
+                return y
         return _fastpath.lookup((x, *self._tables(x)), prefer=self.fast)
 
     def flops_per_element(self) -> float:
@@ -151,7 +166,8 @@ class CubicActivation(_Compressed):
         lo = self._view(self.lo.to(x.dtype), x)
         inv_h = self._view(((k - 1) / (self.hi - self.lo)).to(x.dtype), x)
         u = (x - lo) * inv_h
-        i = torch.clamp(torch.floor(u), 0, k - 2)
+        # a NaN index would read out of bounds (and fail in ONNX Runtime); segment 0 keeps y = NaN through t
+        i = torch.nan_to_num(torch.clamp(torch.floor(u), 0, k - 2), nan=0.0)
         t = torch.clamp(u - i, 0.0, 1.0)
         flat = coef.reshape(-1, 4)
         j = (i.long() + self._view(torch.arange(self.channels, device=x.device) * (k - 1), x)).reshape(-1)
