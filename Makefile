@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 $(BIN)/actlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test,search,ray]"
+	$(BIN)/pip install --quiet -e ".[test,search,ray,export]"
 	touch $@
 
 demo: $(BIN)/actlab

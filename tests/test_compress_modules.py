@@ -53,6 +53,18 @@ def test_curve_is_per_channel_and_agrees_with_forward(index):
     torch.testing.assert_close(curves[1], module(xs[:, None].expand(-1, 3))[:, 1])
 
 
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_nan_input_gives_nan_and_leaves_other_elements_alone(index):
+    module = _modules()[index]
+    x = torch.randn(5, 3) * 3
+    x_nan = x.clone()
+    x_nan[2, 1] = float("nan")
+    y, y_nan = module(x), module(x_nan)  # a NaN segment index once read out of bounds in the cubic
+    assert y_nan[2, 1].isnan() and y_nan.isnan().sum() == 1
+    torch.testing.assert_close(y_nan.nan_to_num(0.0), y.index_put((torch.tensor([2]), torch.tensor([1])),
+                                                                  torch.tensor(0.0)))
+
+
 def test_shared_table_curve_is_one_dimensional():
     module = PWLActivation(torch.arange(4.0), 0.0, 3.0)
     torch.testing.assert_close(module.curve(torch.tensor([-1.0, 1.5, 5.0])), torch.tensor([-1.0, 1.5, 5.0]))

@@ -3,10 +3,12 @@
 A learned activation (a subnetwork per element, a rational, a SLAF, an
 expression) is replaced at inference by a form about as cheap as ReLU,
 fitted on the range its layer actually sees (:func:`compress_model`), or by
-the closest closed form of the grammar (:func:`snap_module`).
+the closest closed form of the grammar (:func:`snap_module`); compressed
+models export to ONNX of standard operators (:func:`export_onnx`).
 """
 
 from actlab.compress.cost import flops_per_element, measure_latency, model_cost
+from actlab.compress.export import export_onnx, onnx_session
 from actlab.compress.fit import Fit, fit, fit_to_tolerance, input_range
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
 from actlab.compress.record import InputSample, record_inputs
@@ -32,6 +34,7 @@ __all__ = [
     "SnappedActivation",
     "Target",
     "compress_model",
+    "export_onnx",
     "find_activations",
     "fit",
     "fit_to_tolerance",
@@ -42,6 +45,7 @@ __all__ = [
     "is_compressible",
     "measure_latency",
     "model_cost",
+    "onnx_session",
     "record_inputs",
     "snap",
     "snap_module",
