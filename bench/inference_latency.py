@@ -95,11 +95,11 @@ def model_variants(spec: str, shape: tuple[int, ...]) -> dict[str, nn.Module]:
     return out
 
 
-def model_level(repeats: int, batches: tuple[int, ...], names: list[str]) -> list[dict]:
-    rows = []
+def model_level(repeats: int, batches: tuple[int, ...], names: list[str]) -> tuple[list[dict], dict]:
+    rows, built = [], {}
     for name in names:
         spec, shape = MODELS[name]
-        variants = model_variants(spec, shape)
+        variants = built[name] = model_variants(spec, shape)
         for batch in batches:
             x = torch.randn(batch, *shape)
             candidates = {"relu": lambda m=variants["relu"]: m(x)}
@@ -121,7 +121,7 @@ def model_level(repeats: int, batches: tuple[int, ...], names: list[str]) -> lis
             rows.append(row)
             print(f"  {name} batch {batch}: " + ", ".join(f"{k} {v:.2f}x" for k, v in row["over_relu"].items()),
                   flush=True)
-    return rows
+    return rows, built
 
 
 class UserNet(nn.Sequential):
@@ -207,15 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     print("op level", flush=True)
     res["op"] = op_level(repeats, 1 << 20 if args.quick else 1 << 22)
     print("model level", flush=True)
-    res["models"] = model_level(repeats, batches, ["cnn"] if args.quick else list(MODELS))
+    res["models"], built = model_level(repeats, batches, ["cnn"] if args.quick else list(MODELS))
     print("GELU model", flush=True)
     res["gelu"] = gelu_model(repeats, batches)
     try:
-        from _onnx_latency import onnx_latency
+        import onnxruntime  # noqa: F401
     except ImportError:
-        pass
+        print("onnxruntime is not installed (pip install actlab[export]): no ONNX timings", flush=True)
     else:
-        res["onnx"], res["onnx_markdown"] = onnx_latency(repeats, batches)
+        from _onnx_latency import onnx_latency
+
+        print("ONNX Runtime", flush=True)
+        res["onnx"], res["onnx_markdown"] = onnx_latency(built, {k: MODELS[k][1] for k in built}, repeats, batches)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "inference_latency.json").write_text(json.dumps(res, indent=2))
     (args.out / "inference_latency.md").write_text(markdown(res))

@@ -43,6 +43,7 @@ def _inputs(module, shape, seed=1):
     if module.channels == 1:  # a shared table has the same knots for every element
         flat[: module.size] = torch.linspace(float(module.lo[0]), float(module.hi[0]), module.size)
     flat[5::97], flat[7::101], flat[11::103] = float("nan"), float("inf"), -float("inf")
+    flat[13::107], flat[17::109] = 1e30, -3e38  # far beyond the range: huge segment positions
     return x
 
 
@@ -57,7 +58,7 @@ def _assert_same(y, ref):
 
 
 def _kernel_args(module):
-    return module.ab, module.lo, module.inv_h
+    return module.tab, module.lo, module.inv_h
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +131,10 @@ def test_kernel_splits_work_across_threads_with_the_same_result(built):
 
 
 def test_kernel_handles_empty_inputs_and_rejects_other_dtypes(built):
-    module = _table(1, 9)
-    assert _kernel.lookup(torch.empty(0, 4), *_kernel_args(module)).shape == (0, 4)
+    for channels in (1, 4):
+        module = _table(channels, 9)
+        for isa in built:
+            assert _kernel.lookup(torch.empty(0, channels), *_kernel_args(module), isa=isa).shape == (0, channels)
     with pytest.raises(RuntimeError, match="float32"):
         torch.ops.actlab_pwl.lookup(torch.zeros(4, dtype=torch.float64), *_kernel_args(module))
 
@@ -162,9 +165,11 @@ def test_load_state_dict_and_to_rederive_the_inference_tables(built):
     source, target = _table(3, 17, seed=1), _table(3, 17, seed=2)
     target.load_state_dict(source.state_dict())
     assert set(source.state_dict()) == {"values", "lo", "hi"}  # derived tables are not saved
-    for name in ("a", "b", "ab", "inv_h", "offset"):
+    for name in ("a", "b", "tab", "inv_h", "offset"):
         assert torch.equal(getattr(target, name), getattr(source, name))
-    assert target.double().a.dtype == torch.float64
+    assert target._kernel_args[0] is target.tab
+    moved = target.double()
+    assert moved.a.dtype == torch.float64 and moved._kernel_args[0] is moved.tab
 
 
 def test_eval_module_uses_the_kernel_without_grad_and_the_reference_otherwise(built, monkeypatch):

@@ -124,3 +124,17 @@ def test_bad_arguments_raise_one_clear_line(kwargs, message):
     with pytest.raises(ActlabError, match=message) as info:
         compress_model(_mlp(nn.Tanh()), **kwargs)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.SiLU(), nn.Tanh(), nn.Sigmoid(), nn.Mish(), nn.ELU(), nn.Softplus()],
+                         ids=lambda m: type(m).__name__)
+def test_a_users_fixed_activation_compresses_and_stays_within_the_fits_max_error(act):
+    model = nn.Sequential(nn.Linear(5, 16), act).eval()  # the activation is the output: its error is visible
+    x = torch.randn(2048, 5)
+    new, report = compress_model(model, knots=64, calibration=x, fast="eager")
+    assert isinstance(new[1], PWLActivation) and report[0].original == type(act).__name__
+    with torch.no_grad():
+        inside = ((new[0](x) >= report[0].lo) & (new[0](x) <= report[0].hi))
+        err = (new(x) - model(x)).abs()
+    assert float(err[inside].max()) <= report[0].max_error * (1 + 1e-4) + 1e-6
+    assert report[0].max_error < 2e-3
