@@ -20,6 +20,7 @@ import time
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -30,11 +31,14 @@ def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offse
     of the flattened tables ``a`` and ``b``.
     """
     u = (x - lo) * inv_h
+    i = torch.clamp(torch.floor(u), 0, last)
     # a NaN index would read out of bounds; segment 0 instead keeps y = NaN through t
-    i = torch.nan_to_num(torch.clamp(torch.floor(u), 0, last), nan=0.0)
+    # (where + isnan rather than nan_to_num: 2 ONNX nodes instead of 8)
+    i = torch.where(torch.isnan(i), 0.0, i)
     t = u - i
     j = i.long() + offset
-    return a[j] + t * b[j]
+    # embedding is a plain ONNX Gather (a[j] exports as Unsqueeze + GatherND)
+    return F.embedding(j, a[:, None]).squeeze(-1) + t * F.embedding(j, b[:, None]).squeeze(-1)
 
 
 _compiled = None

@@ -105,17 +105,18 @@ def _require():
     return _module
 
 
-def try_lookup(x: Tensor, ab: Tensor, lo: Tensor, inv_h: Tensor) -> Tensor | None:
+def try_lookup(x: Tensor, tab: Tensor, lo: Tensor, inv_h: Tensor) -> Tensor | None:
     """The table at ``x``, or None when the kernel does not take these tensors (another
     dtype or device, non-contiguous, channels not along dim 1). One call, no dispatcher.
-    ``ab`` (C, T, 2) holds a = values[:, :-1] and b = diff(values) interleaved."""
-    return _module.try_lookup(x, ab, lo, inv_h)
+    ``tab`` (C, 4T) holds per channel a = values[:-1], b = diff(values), then a and b
+    interleaved (``PWLActivation.tab``)."""
+    return _module.try_lookup(x, tab, lo, inv_h)
 
 
-def lookup(x: Tensor, ab: Tensor, lo: Tensor, inv_h: Tensor, isa: str | None = None) -> Tensor:
+def lookup(x: Tensor, tab: Tensor, lo: Tensor, inv_h: Tensor, isa: str | None = None) -> Tensor:
     """The operator ``torch.ops.actlab_pwl.lookup``, with ``isa`` forcing a path (for tests)."""
     _require()
-    return torch.ops.actlab_pwl.lookup(x, ab, lo, inv_h, -1 if isa is None else ISAS.index(isa))
+    return torch.ops.actlab_pwl.lookup(x, tab, lo, inv_h, -1 if isa is None else ISAS.index(isa))
 
 
 AVX2_READS = ("permute", "gather", "pairs")

@@ -52,20 +52,22 @@ constexpr int64_t kMaxPeriod = 1 << 16;
 constexpr int64_t kGrain = 1 << 16;  // elements per parallel task
 
 // A stretch of elements sharing one channel's tables of T segments.
-// The tables are interleaved, ab = (a[0], b[0], a[1], b[1], ...), and a = ab,
-// b = ab + 1 are read with stride 2 (gathers with scale 8).
+// One channel's tables, a block of 4T floats of the module's buffer `tab`:
+// a (T), b (T), then both interleaved, ab = (a[0], b[0], a[1], b[1], ...), for
+// gathers of 64-bit pairs.
 struct Run {
   const float* a;
   const float* b;
+  const float* ab;
   float lo, inv_h;
   int64_t T;
   int read;  // how the AVX2 loop reads the tables (Read)
 };
 
 // Lanes with their own channel: per-position lo, inv_h and table offset c * T.
+// base[q]: where lane q's channel c starts in `tab`, in pairs: (2c + 1) T.
 struct Lanes {
-  const float* a;
-  const float* b;
+  const float* tab;
   int read;
   const float* lo;
   const float* inv_h;
@@ -78,7 +80,7 @@ inline float one(float x, const float* a, const float* b, float lo, float inv_h,
   float f = std::floor(u);
   f = f > 0.0f ? f : 0.0f;
   f = f < last ? f : last;
-  int i = 2 * static_cast<int>(f);
+  int i = static_cast<int>(f);
   float t = u - f;
   return a[i] + t * b[i];
 }
@@ -92,7 +94,8 @@ void lanes_scalar(const float* x, float* y, int64_t n, const Lanes& l, int64_t p
   const float last = static_cast<float>(l.T - 1);
   for (int64_t k = 0; k < n; ++k) {
     const int64_t q = p + k;
-    y[k] = one(x[k], l.a + 2 * l.base[q], l.b + 2 * l.base[q], l.lo[q], l.inv_h[q], last);
+    const float* a = l.tab + 2 * (static_cast<int64_t>(l.base[q]) - l.T);
+    y[k] = one(x[k], a, a + l.T, l.lo[q], l.inv_h[q], last);
   }
 }
 
@@ -154,10 +157,10 @@ AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const _
     va = read8<R>(ta, i, masks);
     vb = read8<R>(tb, i, masks);
   } else if constexpr (S == kGather) {
-    va = _mm256_i32gather_ps(r.a, i, 8);
-    vb = _mm256_i32gather_ps(r.b, i, 8);
+    va = _mm256_i32gather_ps(r.a, i, 4);
+    vb = _mm256_i32gather_ps(r.b, i, 4);
   } else {
-    read_pairs(r.a, i, &va, &vb);
+    read_pairs(r.ab, i, &va, &vb);
   }
   _mm256_storeu_ps(y, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
 }
@@ -165,15 +168,11 @@ AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const _
 template <int R, int S>
 AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
   __m256 ta[R], tb[R];
-  float pa[8], pb[8];
-  for (int k = 0; k < (S == kPermute ? R : 0); ++k) {  // zero padding past T is never read
-    for (int j = 0; j < 8; ++j) {
-      const int64_t e = 8 * k + j;
-      pa[j] = e < r.T ? r.a[2 * e] : 0.0f;
-      pb[j] = e < r.T ? r.b[2 * e] : 0.0f;
-    }
-    ta[k] = _mm256_loadu_ps(pa);
-    tb[k] = _mm256_loadu_ps(pb);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int k = 0; k < (S == kPermute ? R : 0); ++k) {  // masked loads: zeros past T, never read
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r.T - 8 * k)), lane);
+    ta[k] = _mm256_maskload_ps(r.a + 8 * k, m);
+    tb[k] = _mm256_maskload_ps(r.b + 8 * k, m);
   }
   const __m256 lo = _mm256_set1_ps(r.lo), inv_h = _mm256_set1_ps(r.inv_h);
   const __m256 last = _mm256_set1_ps(static_cast<float>(r.T - 1));
@@ -212,12 +211,7 @@ AVX2 void lanes_avx2(const float* x, float* y, int64_t n, const Lanes& l, int64_
     __m256i j = _mm256_add_epi32(i,
                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l.base + q)));
     __m256 va, vb;
-    if (l.read == kGather) {
-      va = _mm256_i32gather_ps(l.a, j, 8);
-      vb = _mm256_i32gather_ps(l.b, j, 8);
-    } else {
-      read_pairs(l.a, j, &va, &vb);
-    }
+    read_pairs(l.tab, j, &va, &vb);
     _mm256_storeu_ps(y + k, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
   }
   lanes_scalar(x + k, y + k, n - k, l, p + k);
@@ -239,17 +233,17 @@ int tune_avx2(int64_t T) {
   std::lock_guard<std::mutex> hold(mutex);
   if (chosen[cls] >= 0) return chosen[cls];
   const int64_t size = cls < 4 ? (int64_t{8} << cls) : 128, n = 1 << 14;
-  std::vector<float> ab(2 * size), x(n), y(n);
+  std::vector<float> tab(4 * size), x(n), y(n);
   for (int64_t i = 0; i < size; ++i) {
-    ab[2 * i] = 0.5f * i;
-    ab[2 * i + 1] = 0.5f;
+    tab[i] = tab[2 * size + 2 * i] = 0.5f * i;
+    tab[size + i] = tab[2 * size + 2 * i + 1] = 0.5f;
   }
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 7919) % (size * 16)) / 16.0f;
   int best = kGather;
   double best_t = 1e30;
   for (int read : {kPermute, kGather, kPairs}) {
     if (read == kPermute && cls == 4) continue;
-    const Run r{ab.data(), ab.data() + 1, 0.0f, 1.0f, size, read};
+    const Run r{tab.data(), tab.data() + size, tab.data() + 2 * size, 0.0f, 1.0f, size, read};
     double t = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
       const auto start = std::chrono::steady_clock::now();
@@ -309,7 +303,7 @@ AVX512_INLINE void run_vector(const float* x, float* y, __mmask16 m, const __m51
   __m512 f, va, vb;
   __m512i i = segment(u, last, &f);
   if constexpr (R == 0) {
-    read_pairs16(r.a, i, &va, &vb);
+    read_pairs16(r.ab, i, &va, &vb);
   } else {
     va = read<R>(ta, i);
     vb = read<R>(tb, i);
@@ -320,15 +314,10 @@ AVX512_INLINE void run_vector(const float* x, float* y, __mmask16 m, const __m51
 template <int R>
 AVX512 void run_avx512(const float* x, float* y, int64_t n, const Run& r) {
   __m512 ta[R > 0 ? R : 1], tb[R > 0 ? R : 1];
-  float pa[16], pb[16];
-  for (int k = 0; k < R; ++k) {  // zero padding past T is never read: indices stop at T - 1
-    for (int j = 0; j < 16; ++j) {
-      const int64_t e = 16 * k + j;
-      pa[j] = e < r.T ? r.a[2 * e] : 0.0f;
-      pb[j] = e < r.T ? r.b[2 * e] : 0.0f;
-    }
-    ta[k] = _mm512_loadu_ps(pa);
-    tb[k] = _mm512_loadu_ps(pb);
+  for (int k = 0; k < R; ++k) {  // masked loads: zeros past T, never read (indices stop at T - 1)
+    const __mmask16 m = head(std::max<int64_t>(r.T - 16 * k, 0));
+    ta[k] = _mm512_maskz_loadu_ps(m, r.a + 16 * k);
+    tb[k] = _mm512_maskz_loadu_ps(m, r.b + 16 * k);
   }
   const __m512 lo = _mm512_set1_ps(r.lo), inv_h = _mm512_set1_ps(r.inv_h);
   const __m512 last = _mm512_set1_ps(static_cast<float>(r.T - 1));
@@ -346,7 +335,7 @@ AVX512 void lanes_avx512(const float* x, float* y, int64_t n, const Lanes& l, in
                              _mm512_maskz_loadu_ps(m, l.inv_h + q));
     __m512 f, va, vb;
     __m512i j = _mm512_add_epi32(segment(u, last, &f), _mm512_maskz_loadu_epi32(m, l.base + q));
-    read_pairs16(l.a, j, &va, &vb);
+    read_pairs16(l.tab, j, &va, &vb);
     _mm512_mask_storeu_ps(y + k, m, _mm512_add_ps(va, _mm512_mul_ps(_mm512_sub_ps(u, f), vb)));
   }
 }
@@ -403,25 +392,25 @@ bool is_f32(const at::Tensor& t) {
 }
 
 // Why the kernel cannot take these arguments, or nullptr.
-const char* unsupported(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo, const at::Tensor& inv_h) {
+const char* unsupported(const at::Tensor& x, const at::Tensor& tab, const at::Tensor& lo, const at::Tensor& inv_h) {
   if (!is_f32(x)) return "x must be a contiguous float32 CPU tensor";
-  if (!is_f32(ab) || !is_f32(lo) || !is_f32(inv_h)) return "tables must be contiguous float32 CPU tensors";
-  if (ab.dim() != 3 || ab.size(1) < 1 || ab.size(2) != 2) return "ab must be (C, T, 2)";
-  const int64_t C = ab.size(0);
+  if (!is_f32(tab) || !is_f32(lo) || !is_f32(inv_h)) return "tables must be contiguous float32 CPU tensors";
+  if (tab.dim() != 2 || tab.size(1) < 4 || tab.size(1) % 4 != 0) return "tab must be (C, 4T)";
+  const int64_t C = tab.size(0);
   if (lo.numel() != C || inv_h.numel() != C) return "lo and inv_h need one entry per table row";
   if (C != 1 && (x.dim() < 2 || x.size(1) != C)) return "x needs the tables' channels along dim 1";
-  if (C * ab.size(1) >= (int64_t{1} << 30)) return "tables too large for 32-bit indices";
+  if (C * tab.size(1) >= (int64_t{1} << 31)) return "tables too large for 32-bit indices";
   return nullptr;
 }
 
-at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo, const at::Tensor& inv_h,
+at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& tab, const at::Tensor& lo, const at::Tensor& inv_h,
                        int64_t isa) {
   at::Tensor out = at::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return out;
-  const int64_t C = ab.size(0), T = ab.size(1);
+  const int64_t C = tab.size(0), T = tab.size(1) / 4;
   const int64_t inner = C == 1 ? n : n / (x.size(0) * C);
-  const float *xp = x.data_ptr<float>(), *abp = ab.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *tp = tab.data_ptr<float>();
   const float *lop = lo.data_ptr<float>(), *ivp = inv_h.data_ptr<float>();
   float* yp = out.data_ptr<float>();
 #if defined(__x86_64__)
@@ -434,8 +423,8 @@ at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& ab, const at::Tens
     auto body = [&](int64_t begin, int64_t end) {
       for (int64_t e = begin; e < end;) {
         const int64_t row = e / inner, stop = std::min(end, (row + 1) * inner), c = row % C;
-        const float* tab = abp + 2 * c * T;
-        run(isa, xp + e, yp + e, stop - e, Run{tab, tab + 1, lop[c], ivp[c], T, read});
+        const float* a = tp + 4 * c * T;
+        run(isa, xp + e, yp + e, stop - e, Run{a, a + T, a + 2 * T, lop[c], ivp[c], T, read});
         e = stop;
       }
     };
@@ -452,9 +441,9 @@ at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& ab, const at::Tens
     const int64_t c = (q / inner) % C;
     plo[q] = lop[c];
     pinv[q] = ivp[c];
-    pbase[q] = static_cast<int32_t>(c * T);
+    pbase[q] = static_cast<int32_t>((2 * c + 1) * T);
   }
-  const Lanes l{abp, abp + 1, read, plo.data(), pinv.data(), pbase.data(), T};
+  const Lanes l{tp, read, plo.data(), pinv.data(), pbase.data(), T};
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end;) {
       const int64_t p = e % span, stop = std::min(end, e + span - p);
@@ -467,24 +456,24 @@ at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& ab, const at::Tens
   return out;
 }
 
-// The operator: x with channels along dim 1 when C > 1; ab (C, T, 2) holds
-// a = values[:, :-1] and b = diff(values) interleaved; lo and inv_h = T / (hi - lo)
-// per channel. isa: -1 for the process setting, else 0 scalar, 1 AVX2, 2 AVX-512.
-at::Tensor lookup(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo, const at::Tensor& inv_h,
+// The operator: x with channels along dim 1 when C > 1; tab (C, 4T) holds per
+// channel a = values[:-1], b = diff(values), then a and b interleaved; lo and
+// inv_h = T / (hi - lo) per channel. isa: -1 for the process setting, else 0 scalar, 1 AVX2, 2 AVX-512.
+at::Tensor lookup(const at::Tensor& x, const at::Tensor& tab, const at::Tensor& lo, const at::Tensor& inv_h,
                   int64_t isa) {
-  const char* why = unsupported(x, ab, lo, inv_h);
+  const char* why = unsupported(x, tab, lo, inv_h);
   TORCH_CHECK(why == nullptr, why);
   TORCH_CHECK(isa >= -1 && isa <= best_isa(), "isa ", isa, " is not supported by this CPU");
-  return lookup_impl(x, ab, lo, inv_h, isa < 0 ? current_isa() : isa);
+  return lookup_impl(x, tab, lo, inv_h, isa < 0 ? current_isa() : isa);
 }
 
 // The eager fast path as a plain Python function: no dispatcher, and None
 // (not an error) when the kernel does not take the input, so the caller
 // falls back to the reference formula.
-c10::optional<at::Tensor> try_lookup(const at::Tensor& x, const at::Tensor& ab, const at::Tensor& lo,
+c10::optional<at::Tensor> try_lookup(const at::Tensor& x, const at::Tensor& tab, const at::Tensor& lo,
                                      const at::Tensor& inv_h) {
-  if (unsupported(x, ab, lo, inv_h) != nullptr) return c10::nullopt;
-  return lookup_impl(x, ab, lo, inv_h, current_isa());
+  if (unsupported(x, tab, lo, inv_h) != nullptr) return c10::nullopt;
+  return lookup_impl(x, tab, lo, inv_h, current_isa());
 }
 
 // How the AVX2 loop reads tables of T segments here (tuned or forced): 0 permute, 1 gather, 2 pairs.
@@ -503,7 +492,7 @@ at::Tensor lookup_meta(const at::Tensor& x, const at::Tensor&, const at::Tensor&
 }  // namespace
 
 TORCH_LIBRARY(actlab_pwl, m) {
-  m.def("lookup(Tensor x, Tensor ab, Tensor lo, Tensor inv_h, int isa=-1) -> Tensor");
+  m.def("lookup(Tensor x, Tensor tab, Tensor lo, Tensor inv_h, int isa=-1) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(actlab_pwl, CPU, m) { m.impl("lookup", &lookup); }
