@@ -54,3 +54,13 @@ def test_cli_compress_prints_both_models_and_exit_codes(workdir, capsys):
     assert "original" in out and "compressed" in out and "percentage points" in out
     assert main(["compress", str(workdir), rid, "--method", "splin"]) == 2
     assert "Did you mean" in capsys.readouterr().err
+
+
+def test_cli_compress_writes_onnx_that_onnxruntime_runs_with_the_same_logits(workdir, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    rid = _run_id(workdir, "rational")
+    assert main(["compress", str(workdir), rid, "--no-latency", "--onnx", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "m.onnx").is_file() and "ONNX Runtime vs PyTorch" in out
+    row = compress_run(workdir, rid, latency=False, onnx=tmp_path / "n.onnx")
+    assert row["onnx_max_abs_diff"] <= 1e-4

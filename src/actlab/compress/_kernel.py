@@ -9,7 +9,7 @@ channels), so it runs at memory speed as ReLU does, and its results equal
 :func:`actlab.compress._fastpath.pwl_lookup` bit for bit. The instruction set
 is picked at run time from the CPU; ``ACTLAB_PWL_ISA=avx2`` (or
 :func:`set_isa`) narrows it, to measure the AVX2 path on an AVX-512 CPU. The
-AVX2 path reads its tables by permutes, gathers or gathers of (a, b) pairs,
+AVX2 path reads its tables by permutes, gathers, gathers of (a, b) pairs or plain pair loads,
 whichever a 16K-element trial at first use finds fastest on this CPU
 (``ACTLAB_PWL_AVX2_READ`` forces one); all three give the same bits.
 
@@ -119,7 +119,7 @@ def lookup(x: Tensor, tab: Tensor, lo: Tensor, inv_h: Tensor, isa: str | None = 
     return torch.ops.actlab_pwl.lookup(x, tab, lo, inv_h, -1 if isa is None else ISAS.index(isa))
 
 
-AVX2_READS = ("permute", "gather", "pairs")
+AVX2_READS = ("permute", "gather", "pairs", "loads")
 
 
 def avx2_read(segments: int) -> str | None:

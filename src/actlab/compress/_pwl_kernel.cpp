@@ -109,9 +109,11 @@ void lanes_scalar(const float* x, float* y, int64_t n, const Lanes& l, int64_t p
 //    index bits from each of R registers, blends on bits 3, 4, 5 pick among them;
 //  - kGather: two 8-float gathers;
 //  - kPairs: two 4-element gathers of 64-bit (a, b) pairs, de-interleaved by
-//    shuffles: half the gathered elements of kGather. ----
+//    shuffles: half the gathered elements of kGather;
+//  - kLoads: the same pairs by eight scalar 64-bit loads (CPUs whose gathers
+//    are microcoded may load faster one by one). ----
 
-enum Read : int { kPermute = 0, kGather = 1, kPairs = 2 };
+enum Read : int { kPermute = 0, kGather = 1, kPairs = 2, kLoads = 3 };
 
 // Bit k of every lane moved to the sign bit, which blendv reads.
 AVX2_INLINE __m256 bit_mask(__m256i i, int k) {
@@ -141,6 +143,17 @@ AVX2_INLINE void read_pairs(const float* ab, __m256i i, __m256* a, __m256* b) {
   *b = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
+// kPairs' result from eight plain loads, already in the order the shuffles need.
+AVX2_INLINE void read_loads(const float* ab, __m256i i, __m256* a, __m256* b) {
+  alignas(32) int32_t k[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(k), i);
+  const double* p = reinterpret_cast<const double*>(ab);  // a pair read as one 64-bit value
+  const __m256 low = _mm256_castpd_ps(_mm256_setr_pd(p[k[0]], p[k[1]], p[k[4]], p[k[5]]));
+  const __m256 high = _mm256_castpd_ps(_mm256_setr_pd(p[k[2]], p[k[3]], p[k[6]], p[k[7]]));
+  *a = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0));
+  *b = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
 template <int R, int S>
 AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const __m256* tb, const Run& r,
                              __m256 lo, __m256 inv_h, __m256 last) {
@@ -159,8 +172,10 @@ AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const _
   } else if constexpr (S == kGather) {
     va = _mm256_i32gather_ps(r.a, i, 4);
     vb = _mm256_i32gather_ps(r.b, i, 4);
-  } else {
+  } else if constexpr (S == kPairs) {
     read_pairs(r.ab, i, &va, &vb);
+  } else {
+    read_loads(r.ab, i, &va, &vb);
   }
   _mm256_storeu_ps(y, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
 }
@@ -192,6 +207,7 @@ AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
 
 void run_avx2_any(const float* x, float* y, int64_t n, const Run& r) {
   if (r.read == kGather) return run_avx2<1, kGather>(x, y, n, r);
+  if (r.read == kLoads) return run_avx2<1, kLoads>(x, y, n, r);
   if (r.read == kPairs || r.T > 64) return run_avx2<1, kPairs>(x, y, n, r);
   if (r.T <= 8) return run_avx2<1, kPermute>(x, y, n, r);
   if (r.T <= 16) return run_avx2<2, kPermute>(x, y, n, r);
@@ -227,6 +243,7 @@ int tune_avx2(int64_t T) {
     const std::string v(env);
     if (v == "gather") return kGather;
     if (v == "pairs") return kPairs;
+    if (v == "loads") return kLoads;
     if (v == "permute" && cls < 4) return kPermute;
   }
   if (chosen[cls] >= 0) return chosen[cls];
@@ -241,7 +258,7 @@ int tune_avx2(int64_t T) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 7919) % (size * 16)) / 16.0f;
   int best = kGather;
   double best_t = 1e30;
-  for (int read : {kPermute, kGather, kPairs}) {
+  for (int read : {kPermute, kGather, kPairs, kLoads}) {
     if (read == kPermute && cls == 4) continue;
     const Run r{tab.data(), tab.data() + size, tab.data() + 2 * size, 0.0f, 1.0f, size, read};
     double t = 1e30;
@@ -476,7 +493,7 @@ c10::optional<at::Tensor> try_lookup(const at::Tensor& x, const at::Tensor& tab,
   return lookup_impl(x, tab, lo, inv_h, current_isa());
 }
 
-// How the AVX2 loop reads tables of T segments here (tuned or forced): 0 permute, 1 gather, 2 pairs.
+// How the AVX2 loop reads tables of T segments here (tuned or forced): 0 permute, 1 gather, 2 pairs, 3 loads.
 int64_t avx2_read(int64_t T) {
 #if defined(__x86_64__)
   if (best_isa() >= kAvx2) return tune_avx2(T);
@@ -503,5 +520,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("best_isa", &best_isa, "0 scalar, 1 AVX2, 2 AVX-512: the best this CPU has");
   m.def("current_isa", &current_isa, "the ISA calls use now");
   m.def("set_isa", &set_isa, "narrow the ISA for this process (-1: the best)");
-  m.def("avx2_read", &avx2_read, "how AVX2 reads tables of T segments: 0 permute, 1 gather, 2 pairs");
+  m.def("avx2_read", &avx2_read, "how AVX2 reads tables of T segments: 0 permute, 1 gather, 2 pairs, 3 loads");
 }

@@ -14,7 +14,7 @@ def _compress(args: argparse.Namespace) -> None:
     from actlab.compress.surgery import format_report
 
     out = compress_run(args.workdir, args.run, method=args.method, knots=args.knots, tolerance=args.tolerance,
-                       degree=args.degree, latency=not args.no_latency)
+                       degree=args.degree, latency=not args.no_latency, onnx=args.onnx)
     console = make_console()
     console.print(format_report(out["sites"]))
     table = Table(title=f"{out['activation']} (run {out['run_id']}, from {out['original']})")
@@ -31,6 +31,9 @@ def _compress(args: argparse.Namespace) -> None:
                       f"{out[prefix + 'stored']:,}", *latency)
     console.print(table)
     console.print(f"test accuracy change: {out['delta_pp']:+.2f} percentage points")
+    if "onnx" in out:
+        console.print(f"ONNX: {out['onnx']} (ONNX Runtime vs PyTorch on the test set, max abs logit difference "
+                      f"{out['onnx_max_abs_diff']:.1e})")
 
 
 def add_compress_command(sub: argparse._SubParsersAction) -> None:
@@ -43,4 +46,5 @@ def add_compress_command(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--degree", type=int, help="degree of poly (default 6)")
     size.add_argument("--tolerance", type=float, help="max error over the range; picks the smallest size")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--onnx", metavar="PATH", help="also write the compressed model as ONNX (standard operators)")
     p.set_defaults(fn=_compress)

@@ -61,8 +61,13 @@ def compress_run(
     degree: int | None = None,
     calibration_size: int = 2048,
     latency: bool = True,
+    onnx: str | Path | None = None,
 ) -> dict:
-    """Compress the model of run ``ref`` and store it as a derived run; returns a summary row."""
+    """Compress the model of run ``ref`` and store it as a derived run; returns a summary row.
+
+    With ``onnx``, the compressed model is also written there as ONNX of standard operators
+    (:func:`actlab.compress.export_onnx`), and ONNX Runtime's logits on the test set are
+    compared with PyTorch's (``onnx_max_abs_diff`` in the row)."""
     if knots is None and tolerance is None and degree is None:
         knots, degree = (None, 6) if method == "poly" else (64, None)
     store = RunStore(workdir, create=False)
@@ -94,7 +99,18 @@ def compress_run(
     store.put_artifact(rid, "curves_after", activation_curves(compressed))
     store.finish_run(rid, "done", test=after, info=info)
     store.close()
-    return {"run_id": rid, "original": run["run_id"], "activation": derived["activation"],
+    exported = _export(compressed, onnx, data.test.x) if onnx is not None else {}
+    return exported | {"run_id": rid, "original": run["run_id"], "activation": derived["activation"],
             "test_acc": after["acc"], "original_test_acc": before["acc"],
             "delta_pp": 100 * (after["acc"] - before["acc"]), "sites": reports} | {
         f"original_{k}": v for k, v in info["original_cost"].items()} | info["cost"]
+
+
+def _export(model: torch.nn.Module, path: str | Path, x: torch.Tensor) -> dict:
+    from actlab.compress.export import export_onnx, onnx_session
+
+    path = export_onnx(model, path, x[:1])
+    with torch.inference_mode():
+        expect = model(x).numpy()
+    got = onnx_session(path).run(None, {"input": x.numpy()})[0]
+    return {"onnx": str(path), "onnx_max_abs_diff": float(abs(got - expect).max())}
