@@ -8,7 +8,8 @@ function is retried.
 The committed table ``bench/results/actbench_mnist10k.csv`` is the source of
 truth: a run imports its finished rows into the work directory (which may be
 gone on a new machine) before training, and rewrites it every ``--export-every``
-seconds and at the end. Restarting after a kill, here or elsewhere, is the same
+seconds and at the end, together with the copy shipped in the package
+(``actlab/search/data``, read by ``actlab.search.load_benchmark``). Restarting after a kill, here or elsewhere, is the same
 command:
 
     python bench/actbench.py --workers 2        # train what is left (resumes)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,16 +32,15 @@ import numpy as np
 import torch
 
 from actlab.search import BASELINES
+from actlab.search.benchmark import ACTBENCH_SETTINGS, SHIPPED, write_table
 from actlab.search.loop import make_backend
-from actlab.search.state import SearchSettings, SearchState
+from actlab.search.state import SearchState
 from actlab.search.workers import train_function
 
 ROOT = Path(__file__).parent
 WORKDIR = ROOT / "out" / "actbench"
 TABLE = ROOT / "results" / "actbench_mnist10k.csv"
-SETTINGS = SearchSettings(dataset="mnist10k", model="cnn(channels=8)", epochs=2, batch_size=128, lr=2e-3, seed=0)
-FIELDS = ("name", "baseline", "equivalent_names", "status", "val_acc", "test_acc", "val_loss", "train_time_s",
-          "diverged_epoch", "attempts", "seed", "error")
+SETTINGS = ACTBENCH_SETTINGS
 DONE = ("done", "diverged", "failed")
 
 
@@ -82,13 +83,10 @@ def export_table(state: SearchState, path: Path = TABLE) -> int:
              "diverged_epoch": r["diverged_epoch"], "attempts": r["attempts"], "seed": state.settings.seed,
              "error": (r["error"] or "").replace("\n", " ")}
             for r in state.rows(DONE) if r["status"] != "failed" or r["attempts"] >= state.settings.max_attempts]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, FIELDS)
-        w.writeheader()
-        w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    tmp.replace(path)
+    write_table(rows, path)
+    if path == TABLE:
+        SHIPPED.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SHIPPED)
     return len(rows)
 
 

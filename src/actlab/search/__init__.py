@@ -7,6 +7,7 @@ and the search loop. ``actlab.search.report`` adds the search section to
 ``actlab report`` when imported (the CLI imports it).
 """
 
+from actlab.search.benchmark import ACTBENCH_SETTINGS, Benchmark, load_benchmark
 from actlab.search.features import Features, build_features, evaluate_expressions, output_features
 from actlab.search.fisher import KFACFactors, fisher_features, kfac_factors, kfac_log_spectrum, spectrum_cdf
 from actlab.search.loop import STRATEGIES, best_functions, init_search, run_search
@@ -37,7 +38,9 @@ from actlab.search.surrogate import (
 from actlab.search.workers import compute_features, train_function, work
 
 __all__ = [
+    "ACTBENCH_SETTINGS",
     "BASELINES",
+    "Benchmark",
     "DEFAULT_SCHEMAS",
     "SCHEMAS",
     "STRATEGIES",
@@ -65,6 +68,7 @@ __all__ = [
     "init_search",
     "kfac_factors",
     "kfac_log_spectrum",
+    "load_benchmark",
     "make_surrogate",
     "output_features",
     "plot_replay",
