@@ -14,6 +14,11 @@ command:
 
     python bench/actbench.py --workers 2        # train what is left (resumes)
     python bench/actbench.py --export           # only rewrite the CSV from the work directory
+    python bench/actbench.py --noise            # seed noise: a fixed sample of 150 functions, seeds 1 and 2
+
+Seed noise: the baselines and functions drawn with seed 1 from the rest (150 in
+all), trained again with seeds 1 and 2 into ``actbench_mnist10k_seeds.csv``
+(one row per function and seed), resumable in the same way.
 
 Order: the baselines first, then the rest in one fixed random order (seed 0),
 so a partial table is a uniform sample of the space.
@@ -41,6 +46,8 @@ ROOT = Path(__file__).parent
 WORKDIR = ROOT / "out" / "actbench"
 TABLE = ROOT / "results" / "actbench_mnist10k.csv"
 SETTINGS = ACTBENCH_SETTINGS
+NOISE_TABLE = ROOT / "results" / "actbench_mnist10k_seeds.csv"
+NOISE_SEEDS, NOISE_SIZE = (1, 2), 150
 DONE = ("done", "diverged", "failed")
 
 
@@ -49,6 +56,13 @@ def order(state: SearchState, seed: int = 0) -> list[str]:
     base = list(dict.fromkeys(state.representative(b) for b in BASELINES))
     rest = [n for n in state.names() if n not in set(base)]
     return base + [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
+
+
+def noise_sample(state: SearchState, n: int = NOISE_SIZE) -> list[str]:
+    """The baselines, then functions drawn uniformly (seed 1) from the rest: the seed-noise sample."""
+    base = list(dict.fromkeys(state.representative(b) for b in BASELINES))
+    rest = sorted(set(state.names()) - set(base))
+    return base + [rest[i] for i in sorted(np.random.default_rng(1).choice(len(rest), n - len(base), replace=False))]
 
 
 def _num(v: str, kind=float):
@@ -83,6 +97,8 @@ def export_table(state: SearchState, path: Path = TABLE) -> int:
              "diverged_epoch": r["diverged_epoch"], "attempts": r["attempts"], "seed": state.settings.seed,
              "error": (r["error"] or "").replace("\n", " ")}
             for r in state.rows(DONE) if r["status"] != "failed" or r["attempts"] >= state.settings.max_attempts]
+    if path == NOISE_TABLE and path.exists():  # one file for every seed: keep the other seeds' rows
+        rows = [r for r in csv.DictReader(path.open()) if int(r["seed"]) != state.settings.seed] + rows
     write_table(rows, path)
     if path == TABLE:
         SHIPPED.parent.mkdir(parents=True, exist_ok=True)
@@ -90,9 +106,9 @@ def export_table(state: SearchState, path: Path = TABLE) -> int:
     return len(rows)
 
 
-def train(state: SearchState, workers: int, export_every: float) -> None:
-    state.enqueue(order(state), "actbench")
-    total = len(state.names())
+def train(state: SearchState, names: list[str], table: Path, workers: int, export_every: float) -> None:
+    state.enqueue(names, "actbench")
+    total = len(names)
     backend = make_backend(state.workdir, train_function, workers=workers)
     start = last = time.time()
     done0 = state.finished_count()
@@ -101,13 +117,13 @@ def train(state: SearchState, workers: int, export_every: float) -> None:
             backend.step(state)
             if time.time() - last > export_every:
                 last = time.time()
-                n = export_table(state)
+                n = export_table(state, table)
                 rate = (state.finished_count() - done0) / max(time.time() - start, 1e-9) * 3600
                 print(f"[{time.strftime('%H:%M:%S')}] {n}/{total} in the table, {state.counts()}, "
                       f"{rate:.0f}/h this run", flush=True)
     finally:
         backend.close(state)
-        print(f"exported {export_table(state)} rows to {TABLE}", flush=True)
+        print(f"exported {export_table(state, table)} rows to {table}", flush=True)
 
 
 def main() -> None:
@@ -115,14 +131,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (0: in process)")
     parser.add_argument("--export-every", type=float, default=300.0, help="seconds between CSV rewrites")
     parser.add_argument("--export", action="store_true", help="rewrite the CSV from the work directory and stop")
+    parser.add_argument("--noise", action="store_true", help="train the seed-noise sample (seeds 1 and 2)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    state = SearchState.init(WORKDIR, SETTINGS)
-    print(f"imported {import_table(state)} finished rows from {TABLE}", flush=True)
-    if args.export:
-        print(f"exported {export_table(state)} rows", flush=True)
-        return
-    train(state, args.workers, args.export_every)
+    jobs = ([(WORKDIR.with_name(f"actbench_seed{s}"), SETTINGS.model_copy(update={"seed": s}), NOISE_TABLE)
+             for s in NOISE_SEEDS] if args.noise else [(WORKDIR, SETTINGS, TABLE)])
+    for workdir, settings, table in jobs:
+        state = SearchState.init(workdir, settings)
+        print(f"seed {settings.seed}: imported {import_table(state, table)} finished rows from {table}", flush=True)
+        if args.export:
+            print(f"exported {export_table(state, table)} rows", flush=True)
+            continue
+        names = noise_sample(state) if args.noise else order(state)
+        train(state, names, table, args.workers, args.export_every)
 
 
 if __name__ == "__main__":
