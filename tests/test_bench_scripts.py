@@ -1,4 +1,4 @@
-"""The pure table and Pareto-front functions of bench/compress_accuracy.py and bench/pareto.py."""
+"""The pure table, Pareto-front and verdict functions of bench/compress_accuracy.py and bench/pareto.py."""
 
 import sys
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import _pareto_report as report  # noqa: E402
 import compress_accuracy  # noqa: E402
 import pareto  # noqa: E402
 
@@ -54,11 +55,12 @@ def test_learned_families_exclude_fixed_and_compressed_activations():
 def test_pareto_front_keeps_exactly_the_non_dominated_points_by_cost():
     points = [(10, 0.5), (5, 0.6), (20, 0.9), (20, 0.8), (5, 0.6), (30, 0.9), (1, 0.1)]
     # (10, .5) is beaten by (5, .6); (20, .8) by (20, .9); (30, .9) by (20, .9); equal points both stay
-    assert pareto.pareto_front(points) == [6, 1, 4, 2]
+    assert report.pareto_front(points) == [6, 1, 4, 2]
 
 
 def _config(activation, width, acc, std, stored, compressed=False):
     return {"activation": activation, "width": width, "acc_mean": acc, "acc_std": std, "compressed": compressed,
+            "seeds": 3,
             "params": stored, "stored": stored, "flops": 2 * stored, "latency_b1_ms": 1.0, "latency_b256_ms": 2.0}
 
 
@@ -67,7 +69,7 @@ def test_matches_finds_smallest_compressed_model_within_one_std_of_best_relu():
                _config("relu", 16, 0.85, 0.01, 400),
                _config("rational", 2, 0.83, 0.0, 60, True), _config("rational", 4, 0.845, 0.0, 130, True),
                _config("rational", 8, 0.87, 0.0, 230, True), _config("spline(knots=32)", 8, 0.80, 0.0, 230, True)]
-    m = pareto.matches(configs)
+    m = report.matches(configs)
     assert m["best_relu"]["width"] == 8 and m["threshold"] == pytest.approx(0.84)
     assert m["smallest_matching_relu"]["width"] == 8  # width 16 also matches but is larger
     hit = m["per_family"]["rational"]
@@ -80,7 +82,7 @@ def test_matches_finds_smallest_compressed_model_within_one_std_of_best_relu():
 
 def test_matches_reports_none_when_no_compressed_model_reaches_relu():
     configs = [_config("relu", 8, 0.9, 0.0, 200), _config("rational", 8, 0.89, 0.0, 230, True)]
-    assert pareto.matches(configs)["overall"] is None
+    assert report.matches(configs)["overall"] is None
 
 
 def test_aggregate_takes_mean_std_over_done_seeds_and_median_costs():
@@ -97,11 +99,44 @@ def test_aggregate_takes_mean_std_over_done_seeds_and_median_costs():
 def test_flops_undercount_is_flagged_only_when_the_original_counts_below_its_table():
     original = _config("rational", 4, 0.8, 0.0, 100) | {"activation_flops": 10}
     table = _config("rational", 4, 0.8, 0.0, 130, True) | {"activation_flops": 80}
-    assert pareto.flops_undercounted(original, [original, table])
-    assert not pareto.flops_undercounted(original | {"activation_flops": 210}, [original, table])
-    assert not pareto.flops_undercounted(table, [original, table])
+    assert report.flops_undercounted(original, [original, table])
+    assert not report.flops_undercounted(original | {"activation_flops": 210}, [original, table])
+    assert not report.flops_undercounted(table, [original, table])
 
 
 def test_latency_spread_is_interquartile_range_over_median():
     # quantiles (exclusive method) of 1..5: q1 = 1.5, q3 = 4.5; median 3
     assert pareto.spread([5.0, 1.0, 3.0, 2.0, 4.0]) == pytest.approx(1.0)
+
+
+def _timed(activation, width, acc, std, b1, b256, compressed=True):
+    return _config(activation, width, acc, std, 100, compressed) | {"latency_b1_ms": b1, "latency_b256_ms": b256}
+
+
+def test_verdict_names_compressed_models_as_accurate_as_best_relu_and_faster_per_batch_and_criterion():
+    configs = [_timed("relu", 8, 0.86, 0.02, 1.0, 2.0, False), _timed("relu", 16, 0.85, 0.0, 0.5, 0.5, False),
+               _timed("rational", 4, 0.87, 0.01, 0.8, 2.5),  # reaches the mean: faster at batch 1 only
+               _timed("spline(knots=32)", 8, 0.845, 0.0, 1.2, 1.5),  # reaches mean - std: faster at batch 256
+               _timed("slaf", 2, 0.80, 0.0, 0.1, 0.1),  # fast but reaches neither
+               _timed("rational", 8, 0.90, 0.0, 0.1, 0.1, False)]  # not compressed: never counts
+    v = report.verdict(configs)
+    assert v["best_relu"]["width"] == 8  # the most accurate ReLU, not the fastest
+    mean, loose = v["criteria"]["mean"], v["criteria"]["mean_minus_std"]
+    assert mean["threshold"] == pytest.approx(0.86) and loose["threshold"] == pytest.approx(0.84)
+    assert mean["accurate"] == 1 and loose["accurate"] == 2
+    assert mean["b1"]["yes"] and [c["width"] for c in mean["b1"]["faster"]] == [4]
+    assert mean["b1"]["faster"][0]["latency_ratio"] == pytest.approx(0.8)
+    assert mean["b256"]["yes"] is False and mean["b256"]["faster"] == []
+    assert mean["b256"]["fastest"]["latency_ratio"] == pytest.approx(1.25)  # the nearest miss is still named
+    assert [c["activation"] for c in loose["b1"]["faster"]] == ["rational"]
+    assert [c["activation"] for c in loose["b256"]["faster"]] == ["spline(knots=32)"]
+    text = "\n".join(report.verdict_lines(v, {"b1": 0.1, "b256": 0.1}))
+    assert text.count("batch 1: **yes**") == 2 and "batch 256: **no**" in text and "batch 256: **yes**" in text
+
+
+def test_verdict_is_open_while_a_latency_is_missing_and_empty_without_relu():
+    configs = [_timed("relu", 8, 0.86, 0.0, 1.0, None, False), _timed("rational", 4, 0.87, 0.0, 2.0, 1.0)]
+    v = report.verdict(configs)
+    assert v["criteria"]["mean"]["b1"]["yes"] is False  # measured and slower
+    assert v["criteria"]["mean"]["b256"]["yes"] is None
+    assert report.verdict(configs[1:]) == {}
