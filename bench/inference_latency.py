@@ -162,7 +162,9 @@ def markdown(res: dict) -> str:
     cpu, op = res["cpu"], res["op"]
     lines = [f"# Inference latency: compressed activations vs ReLU", "",
              f"CPU: {cpu['name']} ({cpu['isa']}; torch capability {cpu['torch_capability']}), "
-             f"{res['threads']} thread, median of {res['repeats']} interleaved repeats, torch {cpu['torch']}.", "",
+             f"{res['threads']} thread, median of {res['repeats']} interleaved repeats, torch {cpu['torch']}; "
+             f"kernel paths measured: {', '.join(res['kernel_isas'])} (AVX2 reads a 64-knot table by "
+             f"{res['avx2_read_64_knots']}).", "",
              f"## Op level ({op['elements']:,} float32 elements)", "", "| candidate | ms | × relu | bit-identical |",
              "|---|---|---|---|"]
     for k, v in op["median_s"].items():
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = keep_freed_memory()
     repeats = args.repeats or (5 if args.quick else 21)
     batches = (1, 64) if args.quick else BATCHES
-    res = {"cpu": cpu_info(), "kernel_isas": isas(), "threads": 1, "repeats": repeats, "malloc_kept": kept}
+    res = {"cpu": cpu_info(), "kernel_isas": isas(), "threads": 1, "repeats": repeats, "malloc_kept": kept,
+           "avx2_read_64_knots": _kernel.avx2_read(63) if "avx2" in isas() else None}
     print("op level", flush=True)
     res["op"] = op_level(repeats, 1 << 20 if args.quick else 1 << 22)
     print("model level", flush=True)
