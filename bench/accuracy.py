@@ -17,7 +17,7 @@ import torch
 
 import actlab
 from actlab.experiments import parse_config, run_experiment
-from actlab.experiments.plots import bar_chart
+from actlab.plots import bar_chart
 from actlab.experiments.results import export, fmt_pm
 
 FIXED = ["relu", "sigmoid", "tanh"]

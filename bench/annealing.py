@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from actlab.annealing.plots import youden_from_results
 from actlab.annealing.report import curves_figure, with_site_means
 from actlab.experiments import grid, parse_config, run_experiment, run_rows
+from actlab.plots import youden_from_results
 from actlab.store import RunStore, run_id
 
 

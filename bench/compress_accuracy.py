@@ -31,9 +31,10 @@ import torch
 
 import actlab
 from actlab.activations import canonical
-from actlab.compress.stored import compress_run
+from actlab.data import load_dataset_spec
 from actlab.experiments import parse_config, run_experiment
-from actlab.experiments.runner import checkpoint_path, load_dataset_spec
+from actlab.experiments.compressed import compress_run
+from actlab.experiments.runs import checkpoint_path
 from actlab.store import RunStore
 
 import accuracy  # bench/accuracy.py (beside this script): the grid whose learned runs are compressed

@@ -40,9 +40,10 @@ import torch
 import actlab
 from actlab.activations import canonical
 from actlab.compress import compress_model, measure_latency
-from actlab.compress.stored import compress_run, inference_cost
+from actlab.experiments.compressed import compress_run, inference_cost
 from actlab.experiments import parse_config, run_experiment
-from actlab.experiments.runner import checkpoint_path, load_dataset_spec
+from actlab.data import load_dataset_spec
+from actlab.experiments.runs import checkpoint_path
 from actlab.models import make_model
 from actlab.store import RunStore
 

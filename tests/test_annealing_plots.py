@@ -9,7 +9,7 @@ import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from actlab.annealing.plots import curves_plot, youden_from_results, youden_plot
+from actlab.plots import curves_plot, youden_from_results, youden_plot
 from actlab.errors import ActlabError
 
 POINTS = [

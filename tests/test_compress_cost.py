@@ -5,15 +5,9 @@ import torch
 from torch import nn
 
 from actlab.activations import make_activation
-from actlab.compress.cost import (
-    TRANSCENDENTAL,
-    counted_flops_per_element,
-    flops_per_element,
-    measure_latency,
-    model_cost,
-    poly_flops,
-    subnet_flops,
-)
+from actlab.activations.flops import TRANSCENDENTAL, counted_flops_per_element, flops_per_element
+from actlab.activations.learnable.subnet import subnet_flops
+from actlab.compress.cost import measure_latency, model_cost, poly_flops
 from actlab.compress.modules import PolyActivation, PWLActivation
 
 

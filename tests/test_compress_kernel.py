@@ -1,7 +1,7 @@
 """The lookup-table CPU kernel: bit-equal to the eager formula, and the fallbacks around it.
 
-The kernel is built on first use (10-30 s once per machine, then cached);
-where it cannot be built, only the kernel tests skip, with the build error.
+The kernel is built on first use (10-30 s once per machine, then cached); the tests that
+need it follow the one skip policy of ``kernel_helpers``.
 """
 
 import warnings
@@ -11,8 +11,10 @@ import pytest
 import torch
 import torch.utils.cpp_extension
 
+from actlab import _cpp
 from actlab.compress import _fastpath, _kernel
 from actlab.compress.modules import PWLActivation
+from kernel_helpers import require_built
 
 # knots -> segments T = knots - 1. AVX-512: T <= 16 one register per table, <= 32 two, <= 64 four;
 # AVX2: <= 8, 16, 32, 64 take 1, 2, 4, 8 registers (blends on index bits 3..5); 65 (T = 64) is the
@@ -63,12 +65,11 @@ def _kernel_args(module):
 
 @pytest.fixture(scope="module")
 def built():
-    if not _kernel.available():
-        pytest.skip(f"the lookup-table kernel cannot be built here: {_kernel._error}")
+    require_built(_kernel.LIBRARY)
     return _kernel.ISAS[: _kernel.ISAS.index(_kernel.best_isa()) + 1]
 
 
-# ---- the kernel (skipped where it cannot be built) ----
+# ---- the kernel (skipped where no compiler can build it) ----
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("isa", _kernel.ISAS)
@@ -204,13 +205,15 @@ def test_failed_build_warns_once_and_the_module_falls_back(monkeypatch):
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+    monkeypatch.setattr(_kernel, "LIBRARY", _cpp.CppLibrary(_kernel.LIBRARY.name, _kernel.LIBRARY.sources,
+                                                            python_module=True, cflags=_kernel.LIBRARY.cflags))
     monkeypatch.setattr(_kernel, "_tried", False)
     monkeypatch.setattr(_kernel, "_module", None)
     calls = _spy_fallback(monkeypatch)
     module = _table(3, 17).eval()
     x = torch.randn(8, 3, 5)
-    with pytest.warns(UserWarning, match="kernel failed.*no C\\+\\+ compiler"):
+    with pytest.warns(RuntimeWarning, match="kernels failed.*no C\\+\\+ compiler"):
         y = module(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -3,10 +3,13 @@
 import pytest
 
 from actlab.cli import main
-from actlab.compress.stored import compress_run
 from actlab.errors import ActlabError
-from actlab.experiments import parse_config, run_experiment
+from actlab.experiments import grid, parse_config, run_experiment
+from actlab.experiments.compressed import compress_run
 from actlab.experiments.results import export
+from actlab.store import run_id
+from actlab.train import TrainConfig
+from data_helpers import write_idx_tree
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +67,21 @@ def test_cli_compress_writes_onnx_that_onnxruntime_runs_with_the_same_logits(wor
     assert (tmp_path / "m.onnx").is_file() and "ONNX Runtime vs PyTorch" in out
     row = compress_run(workdir, rid, latency=False, onnx=tmp_path / "n.onnx")
     assert row["onnx_max_abs_diff"] <= 1e-4
+
+
+def test_a_run_trained_from_a_data_dir_records_it_and_compresses_from_it(tmp_path):
+    write_idx_tree(tmp_path / "data" / "MNIST" / "raw")
+    cfg = parse_config({"name": "d", "datasets": ["mnist(val_size=10)"], "models": ["mlp(widths=[8])"],
+                        "activations": ["tanh"], "epochs": 1, "data_dir": str(tmp_path / "data")})
+    (run,) = grid(cfg)
+    assert run["data_dir"] == str(tmp_path / "data")
+    run_experiment(cfg, tmp_path / "work", progress=False).close()
+    out = compress_run(tmp_path / "work", run_id(run), knots=16, latency=False)
+    assert out["original"] == run_id(run) and out["activation"] == "tanh -> pwl(knots=16)"
+
+
+def test_a_config_without_data_dir_keeps_its_run_ids():
+    cfg = parse_config({"name": "d", "datasets": ["moons"], "models": ["mlp"], "activations": ["relu"],
+                        "epochs": 2, "lr": 0.01})
+    train = TrainConfig(epochs=2, lr=0.01).model_dump()  # the run config as it has always been written
+    assert grid(cfg) == [{"dataset": "moons", "model": "mlp", "activation": "relu", "seed": 0, "train": train}]

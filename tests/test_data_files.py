@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import pathlib
 import pickle
 
@@ -13,35 +12,12 @@ import torch
 from actlab.data import load_dataset
 from actlab.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from actlab.data.images import FASHION_MEAN, FASHION_STD, MNIST_MEAN, MNIST_STD
-from data_helpers import rows, unnormalise
+from data_helpers import idx_bytes, rows, unnormalise, write_idx_tree
 
 from actlab.errors import ActlabError
 
 
 # ---------------------------------------------------------------- MNIST-family files
-
-
-def _idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def _tiny_idx_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
-
-
-def _write_idx_tree(raw_dir: pathlib.Path, gz: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    written = {"train": _tiny_idx_set(30, 1), "t10k": _tiny_idx_set(10, 2)}
-    for split, (images, labels) in written.items():
-        for stem, data in ((f"{split}-images-idx3-ubyte", _idx_bytes(images, 2051)),
-                           (f"{split}-labels-idx1-ubyte", _idx_bytes(labels, 2049))):  # fmt: skip
-            if gz:
-                (raw_dir / f"{stem}.gz").write_bytes(gzip.compress(data))
-            else:
-                (raw_dir / stem).write_bytes(data)
-    return written
 
 
 IDX_SETS = [("mnist", "MNIST", MNIST_MEAN, MNIST_STD), ("fashion_mnist", "FashionMNIST", FASHION_MEAN, FASHION_STD)]
@@ -51,7 +27,7 @@ IDX_SETS = [("mnist", "MNIST", MNIST_MEAN, MNIST_STD), ("fashion_mnist", "Fashio
 @pytest.mark.parametrize("point_at", ["root", "folder", "raw"])
 @pytest.mark.parametrize(("name", "folder", "mean", "std"), IDX_SETS, ids=[s[0] for s in IDX_SETS])
 def test_idx_loader_recovers_the_written_pixels_and_labels(tmp_path, name, folder, mean, std, point_at, gz):
-    written = _write_idx_tree(tmp_path / folder / "raw", gz)
+    written = write_idx_tree(tmp_path / folder / "raw", gz)
     data_dir = {"root": tmp_path, "folder": tmp_path / folder, "raw": tmp_path / folder / "raw"}[point_at]
     ds = load_dataset(name, data_dir=str(data_dir), val_size=10)
     assert ds.sizes() == {"train": 20, "val": 10, "test": 10} and ds.input_shape == (1, 28, 28)
@@ -73,7 +49,7 @@ def test_file_datasets_without_data_dir_ask_for_it(name):
 
 
 def test_idx_missing_file_names_it_and_the_layout(tmp_path):
-    _write_idx_tree(tmp_path / "MNIST" / "raw", gz=True)
+    write_idx_tree(tmp_path / "MNIST" / "raw", gz=True)
     (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(ActlabError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found.*MNIST/raw"):
         load_dataset("mnist", data_dir=tmp_path, val_size=10)
@@ -94,7 +70,7 @@ def _corrupt(path: pathlib.Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["bad magic", "truncated", "bad gzip"])
 def test_idx_corrupt_file_error_names_the_file(tmp_path, how):
-    _write_idx_tree(tmp_path / "FashionMNIST" / "raw", gz=False)
+    write_idx_tree(tmp_path / "FashionMNIST" / "raw", gz=False)
     target = tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
     _corrupt(target, how)
     with pytest.raises(ActlabError, match="train-images-idx3-ubyte"):
@@ -103,14 +79,14 @@ def test_idx_corrupt_file_error_names_the_file(tmp_path, how):
 
 def test_idx_image_and_label_counts_must_match(tmp_path):
     raw_dir = tmp_path / "MNIST" / "raw"
-    _write_idx_tree(raw_dir, gz=False)
-    (raw_dir / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(29, np.uint8), 2049))
+    write_idx_tree(raw_dir, gz=False)
+    (raw_dir / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(29, np.uint8), 2049))
     with pytest.raises(ActlabError, match="30 images but .*train-labels-idx1-ubyte holds 29 labels"):
         load_dataset("mnist", data_dir=tmp_path, val_size=10)
 
 
 def test_val_size_must_leave_trainingrows(tmp_path):
-    _write_idx_tree(tmp_path / "MNIST" / "raw", gz=True)
+    write_idx_tree(tmp_path / "MNIST" / "raw", gz=True)
     with pytest.raises(ActlabError, match="val_size=5000 .* 30 rows"):
         load_dataset("mnist", data_dir=tmp_path)
 

@@ -1,5 +1,6 @@
 """Experiment configs, the resumable runner, results, report and the CLI."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -141,3 +142,27 @@ def test_cli_run_then_results_and_report(tmp_path, capsys):
     assert main(["results", str(tmp_path / "w")]) == 0
     out = capsys.readouterr().out
     assert "relu" in out and "tanh" in out and "±" in out
+
+
+def test_demo_runs_the_whole_pipeline_on_a_tiny_config(tmp_path, capsys):
+    tiny = write(tmp_path, CONFIG.format(epochs=2).replace('"relu", "tanh"', '"relu", "slaf(degree=2)"')
+                 .replace("seeds = [0, 1]", "seeds = [0]"))
+    work = tmp_path / "demo"
+    assert main(["demo", "--config", str(tiny), "--workdir", str(work), "--epochs", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "actlab demo — 1 epochs" in out and "report:" in out
+    resolved = json.loads((work / "config.resolved.json").read_text())
+    assert resolved["train"]["epochs"] == 1 and resolved["activations"] == ["relu", "slaf(degree=2)"]
+    rows, _ = export(RunStore(work))
+    assert sorted(r["activation"] for r in rows) == ["relu", "slaf(degree=2)", "slaf(degree=2) -> pwl(knots=64)"]
+    assert all(r["status"] == "done" for r in rows) and (work / "report.html").exists()
+
+
+def test_flat_and_nested_training_keys_give_the_same_config(tmp_path):
+    flat = load_config(write(tmp_path, CONFIG.format(epochs=3)))
+    nested = CONFIG.format(epochs=3).replace("epochs = 3\nbatch_size = 32\nlr = 0.01\n", "")
+    nested = load_config(write(tmp_path, nested + "[train]\nepochs = 3\nbatch_size = 32\nlr = 0.01\n", "n.toml"))
+    assert flat == nested and flat.train.epochs == 3 and flat.train.batch_size == 32
+    both = CONFIG.format(epochs=3) + "[train]\nepochs = 4\n"
+    with pytest.raises(ActlabError, match="'epochs' is given both at the top level and in \\[train\\]"):
+        load_config(write(tmp_path, both, "b.toml"))

@@ -10,7 +10,6 @@ element per channel (dense layers).
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 import pytest
@@ -19,8 +18,8 @@ import torch
 from actlab import _cpp
 from actlab.activations import Site, make_activation
 from actlab.activations.learnable import _kernels
+from kernel_helpers import require_built
 
-pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernels with")
 
 SITE = Site(3, "conv")
 SPECS = [
@@ -35,7 +34,7 @@ SHAPES = {"conv": (3, 3, 9, 10), "small maps": (4, 3, 3, 5), "dense": (7, 3)}
 
 @pytest.fixture(scope="module", autouse=True)
 def _built():
-    assert _kernels.LIBRARY.load(), f"the kernels failed to build: {_kernels.LIBRARY.error}"
+    require_built(_kernels.LIBRARY)
 
 
 def _module(spec: str, sharing: str, seed: int = 0) -> torch.nn.Module:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
 import torch
 
 from actlab import _cpp
 from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._autograd import LinearSplineFn, PiecewiseFn
+from kernel_helpers import require_built
 
 
 def _table_path(x, values, lo, hi):
@@ -46,9 +44,8 @@ def test_linear_spline_gradcheck_in_float64():
                                     (x.requires_grad_(True), values.requires_grad_(True)))
 
 
-@pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernels with")
 def test_linear_spline_kernel_matches_the_table_kernel_bit_for_bit_forward():
-    assert _kernels.LIBRARY.load(), _kernels.LIBRARY.error
+    require_built(_kernels.LIBRARY)
     x, values, lo, hi, g = _case(torch.float32)
     assert _kernels.usable(x, values, lo, hi)
     got, ref = _grads(LinearSplineFn.apply, x, values, lo, hi, g), _grads(_table_path, x, values, lo, hi, g)

@@ -2,7 +2,6 @@
 
 import math
 import random
-import time
 
 import numpy as np
 import pytest
@@ -111,12 +110,6 @@ def test_enumeration_is_deterministic_and_independent_of_operator_order():
     b = enumerate_space([UU, BUU], unary=["exp", "tanh", "relu"], binary=["pow", "add"])
     assert a.unique == b.unique and a.representative == b.representative
     assert torch.equal(a.outputs, b.outputs)
-
-
-def test_default_space_enumerates_fast():
-    start = time.perf_counter()
-    enumerate_space()
-    assert time.perf_counter() - start < 10.0
 
 
 def test_baseline_activation_modules_agree_with_their_class(space):

@@ -1,18 +1,21 @@
 """C++ kernels built at run time: once per process, cached on disk, always optional.
 
 A kernel library is a set of C++ sources that register operators with
-``TORCH_LIBRARY``; :class:`CppLibrary` compiles it with
-``torch.utils.cpp_extension.load`` the first time it is needed (the build is
-cached in the torch extensions directory, so later processes only load it)
-and the operators then live in ``torch.ops.<namespace>``. Every caller keeps
+``TORCH_LIBRARY`` (and, for a Python module, pybind functions);
+:class:`CppLibrary` compiles it with ``torch.utils.cpp_extension.load`` the
+first time it is needed (the build is cached in the torch extensions
+directory, so later processes only load it) and the operators then live in
+``torch.ops.<namespace>``. Every caller keeps
 its PyTorch reference path: a failed build warns once and the reference runs,
 and ``ACTLAB_KERNELS=0`` (or :func:`set_kernels_enabled`) turns all kernels
 off, for debugging and for testing the references.
 
-The source is compiled for the SIMD level torch itself detected
+By default the source is compiled for the SIMD level torch itself detected
 (``torch.backends.cpu.get_cpu_capability()``) and the level is part of the
 build name, so a cache shared between machines never runs AVX-512 code on a
-CPU without it. No ``-ffast-math``: NaN and inf must behave as in PyTorch.
+CPU without it. A library that picks its instruction set at run time (per-function
+target attributes) gives its own ``cflags`` instead and is one build for every
+CPU. No ``-ffast-math``: NaN and inf must behave as in PyTorch.
 """
 
 from __future__ import annotations
@@ -76,17 +79,24 @@ def isa() -> str:
 
 
 class CppLibrary:
-    """``TORCH_LIBRARY`` sources, built into one shared library on the first :meth:`load`.
+    """C++ sources, built into one shared library on the first :meth:`load`.
 
     ``on_load`` runs once after a successful build, e.g. to register the fake
-    (shape-only) implementations that ``torch.compile`` needs.
+    (shape-only) implementations that ``torch.compile`` needs. With
+    ``python_module`` the library is a Python module (pybind functions), kept in
+    :attr:`module`. ``cflags`` replaces the default ``-O3`` plus the flags of
+    :func:`isa`; ``fallback`` says in the warning what runs instead.
     """
 
-    def __init__(self, name: str, sources: list[Path], on_load: Callable[[], None] | None = None) -> None:
+    def __init__(self, name: str, sources: list[Path], on_load: Callable[[], None] | None = None, *,
+                 python_module: bool = False, cflags: list[str] | None = None,
+                 fallback: str = "the slower PyTorch implementation") -> None:
         self.name, self.sources, self.on_load = name, sources, on_load
+        self.python_module, self.cflags, self.fallback = python_module, cflags, fallback
         self._ok: bool | None = None  # None: not tried yet
         self._lock = threading.Lock()  # two threads' first calls must not build twice
         self.error: str | None = None
+        self.module = None
 
     @property
     def loaded(self) -> bool:
@@ -105,18 +115,21 @@ class CppLibrary:
             self._build()
             self._ok = True
         except Exception as exc:  # noqa: BLE001 - any build or load failure means: use the reference
-            self._ok, self.error = False, _summary(exc)
+            self._ok, self.module, self.error = False, None, _summary(exc)
             warnings.warn(f"actlab: building the {self.name} C++ kernels failed ({self.error}); "
-                          f"using the slower PyTorch implementation", RuntimeWarning, stacklevel=4)
+                          f"using {self.fallback}", RuntimeWarning, stacklevel=4)
 
     def _build(self) -> None:
         from torch.utils import cpp_extension
 
         ensure_ninja_on_path()
-        level = isa()
-        cpp_extension.load(name=f"{self.name}_{level}", sources=[str(s) for s in self.sources],
-                           extra_cflags=["-O3", *_ISA_FLAGS[level]],
-                           is_python_module=False, verbose=False)
+        name, cflags = self.name, self.cflags
+        if cflags is None:
+            level = isa()
+            name, cflags = f"{name}_{level}", ["-O3", *_ISA_FLAGS[level]]
+        module = cpp_extension.load(name=name, sources=[str(s) for s in self.sources], extra_cflags=cflags,
+                                    is_python_module=self.python_module, verbose=False)
+        self.module = module if self.python_module else None
         if self.on_load is not None:
             self.on_load()
 

@@ -6,28 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
+from actlab._registry import unknown_name_message
+from actlab.demo import CONFIG, run_demo
 from actlab.errors import ActlabError
+from actlab.experiments import load_config, write_report
+from actlab.experiments.cli import add_compress_command, add_plot_command
+from actlab.experiments.pipeline import run_pipeline
+from actlab.experiments.results import export, print_summary, write_csv
+from actlab.registries import registries
+from actlab.search.cli import add_search_command
+from actlab.store import RunStore
 
 
 def _run(args: argparse.Namespace) -> None:
-    from actlab.experiments import load_config, run_experiment, write_report
-    from actlab.experiments.results import export, print_summary
-
     cfg = load_config(args.config)
-    workdir = Path(args.workdir or Path("runs") / cfg.name)
-    store = run_experiment(cfg, workdir, progress=not args.no_progress)
-    (workdir / "config.resolved.json").write_text(cfg.model_dump_json(indent=2))
-    _, summary = export(store)
-    print_summary(summary, title=f"{cfg.name} ({workdir})")
-    store.close()
-    if not args.no_report:
-        print(f"report: {write_report(workdir, title=cfg.name)}")
+    run_pipeline(cfg, Path(args.workdir or Path("runs") / cfg.name), progress=not args.no_progress,
+                 report=not args.no_report)
 
 
 def _results(args: argparse.Namespace) -> None:
-    from actlab.experiments.results import export, print_summary, write_csv
-    from actlab.store import RunStore
-
     store = RunStore(args.workdir, create=False)
     rows, summary = export(store)
     print_summary(summary, title=str(args.workdir))
@@ -37,25 +34,17 @@ def _results(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from actlab.experiments import write_report
-
     print(f"report: {write_report(args.workdir)}")
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from actlab.demo import run_demo
-
-    run_demo(Path(args.workdir), epochs=args.epochs, progress=not args.no_progress)
+    run_demo(Path(args.workdir), epochs=args.epochs, progress=not args.no_progress, config=args.config or CONFIG)
 
 
 def _list(args: argparse.Namespace) -> None:
-    from actlab.registries import registries
-
     regs = registries()
     for kind in [args.kind] if args.kind else regs:
         if kind not in regs:
-            from actlab._registry import unknown_name_message
-
             raise ActlabError(unknown_name_message("registry", kind, list(regs)))
         print(f"{kind}: {', '.join(regs[kind])}")
 
@@ -82,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: MNIST-10k CNN with fixed, learned and annealed activations")
     p.add_argument("--workdir", default="demo_out")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the demo's setting)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the config's)")
+    p.add_argument("--config", help="another experiment file to run as the demo (default: the demo's grid)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=_demo)
 
@@ -90,16 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", nargs="?")
     p.set_defaults(fn=_list)
 
-    for extra in _extra_commands():
-        extra(sub)
+    add_plot_command(sub)
+    add_compress_command(sub)
+    add_search_command(sub)
     return parser
-
-
-def _extra_commands():
-    """Subcommands of the other parts (plot, compress, search), added when present."""
-    from actlab import cli_extras
-
-    return cli_extras.COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:

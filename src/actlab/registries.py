@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+from actlab.activations import ACTIVATIONS, ops
+from actlab.annealing import SCHEDULES
+from actlab.data import DATASETS
+from actlab.models import MODELS
+from actlab.train import LR_SCHEDULES
+
 
 def registries() -> dict[str, list[str]]:
-    import actlab  # noqa: F401  (registers everything)
-    from actlab.activations import ACTIVATIONS, ops
-    from actlab.data import DATASETS
-    from actlab.models import MODELS
-    from actlab.train import LR_SCHEDULES
-
-    regs = {
+    return {
         "activations": ACTIVATIONS.names(),
         "operators": ops.operator_names(),
         "datasets": DATASETS.names(),
         "models": MODELS.names(),
         "lr_schedules": LR_SCHEDULES.names(),
+        "schedules": SCHEDULES.names(),
     }
-    try:
-        from actlab.annealing.schedules import SCHEDULES
-
-        regs["schedules"] = SCHEDULES.names()
-    except ImportError:
-        pass
-    return regs

@@ -3,15 +3,9 @@
 from actlab.activations import fixed as _fixed  # noqa: F401  (registers the fixed activations)
 from actlab.activations import learnable as _learnable  # noqa: F401
 from actlab.activations.expr import Expression
-from actlab.activations.registry import (
-    ACTIVATIONS,
-    Site,
-    activation_factory,
-    canonical,
-    make_activation,
-    register_activation,
-)
-from actlab.activations.spec import parse
+from actlab.activations.registry import ACTIVATIONS, activation_factory, canonical, make_activation, register_activation
+from actlab.activations.sites import Site
+from actlab.spec import parse
 
 __all__ = [
     "ACTIVATIONS",

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from actlab._registry import unknown_name_message
 from actlab.activations import ops
-from actlab.activations.spec import Call, Node, Var
 from actlab.errors import SpecError, UnknownNameError
+from actlab.spec import Call, Node, Var
 
 Fn = Callable[[Tensor], Tensor]
 

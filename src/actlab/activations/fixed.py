@@ -10,7 +10,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from actlab.activations import ops
-from actlab.activations.registry import Site, register_activation
+from actlab.activations.registry import register_activation
+from actlab.activations.sites import Site
 
 
 class HardSigmoid(nn.Module):

@@ -13,25 +13,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from torch import nn
 
 from actlab._registry import Registry, unknown_name_message
 from actlab.activations import ops
 from actlab.activations.expr import Expression, compile_expression
-from actlab.activations.spec import Call, Name, Node, Var, parse, to_python
+from actlab.activations.sites import Site
 from actlab.errors import SpecError, UnknownNameError
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where an activation sits: its width along dim 1 and the layer kind."""
-
-    num_features: int = 1
-    kind: Literal["dense", "conv"] = "dense"
-    index: int = 0
+from actlab.spec import Call, Name, Node, Var, parse, to_python
 
 
 class ActivationFactory(Protocol):

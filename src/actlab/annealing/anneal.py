@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from actlab.activations.registry import Site, make_activation, register_activation
+from actlab.activations.registry import make_activation, register_activation
+from actlab.activations.sites import Site
 from actlab.annealing.schedules import Schedule, check_update, make_schedule
 from actlab.errors import SpecError
 

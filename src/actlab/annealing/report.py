@@ -1,12 +1,9 @@
-"""Annealing runs in a run store: the ``actlab plot`` figures and the report section.
+"""Annealing runs in a run store: their section of the HTML report.
 
 A run is an annealing run when its activation spec uses ``theta_relu`` or
 ``anneal``. Their diagnostics are logged per activation site
 (``act/<site>/theta_deg``, ``act/<site>/t``); the curves here show their
 mean over the sites of a network, under the keys ``theta_deg`` and ``t``.
-
-Importing this module adds the annealing section to the HTML report
-(``actlab.experiments.report.SECTIONS``).
 """
 
 from __future__ import annotations
@@ -14,14 +11,11 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from actlab.annealing.plots import curves_plot, youden_from_results
 from actlab.errors import ActlabError
-from actlab.experiments.report import SECTIONS, figure_html
-from actlab.experiments.results import run_rows
+from actlab.plots import curves_plot, figure_html, youden_from_results
 from actlab.store import RunStore
 
 _ANNEALING = re.compile(r"\b(theta_relu|anneal)\b")
@@ -71,31 +65,7 @@ def curves_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]
     return fig
 
 
-def _describe_keys(keys: set[str]) -> str:
-    """Record keys for an error message, the per-site and per-parameter ones summarised."""
-    per_site = sorted(k for k in keys if k.startswith(("act/", "param/")))
-    plain = ", ".join(sorted(set(keys) - set(per_site)))
-    if not per_site:
-        return plain
-    return f"{plain}; and {len(per_site)} per-site keys such as {', '.join(per_site[:3])}"
-
-
-def _open(workdir: str | Path, experiment: str | None) -> tuple[RunStore, list[dict]]:
-    store = RunStore(workdir, create=False)
-    rows = run_rows(store)
-    if experiment is not None:
-        names = sorted({r["experiment"] for r in rows})
-        rows = [r for r in rows if r["experiment"] == experiment]
-        if not rows:
-            store.close()
-            raise ActlabError(f"no runs of experiment {experiment!r} in {workdir}; experiments: {', '.join(names)}")
-    if not rows:
-        store.close()
-        raise ActlabError(f"no runs in {workdir}")
-    return store, rows
-
-
-def _grouped(rows: list[dict], group: str) -> list[dict]:
+def grouped(rows: list[dict], group: str) -> list[dict]:
     """Rows with ``_group``: the values of the comma-separated keys in ``group``."""
     keys = [k.strip() for k in group.split(",") if k.strip()]
     columns = {k for r in rows for k in r}
@@ -103,50 +73,6 @@ def _grouped(rows: list[dict], group: str) -> list[dict]:
         if key not in columns:
             raise ActlabError(f"unknown group key {key!r}; keys are: {', '.join(sorted(columns))}")
     return [r | {"_group": " / ".join(short_label(str(r[k])) for k in keys)} for r in rows]
-
-
-def plot_youden(workdir: str | Path, x: str = "final_train_error", y: str = "final_val_error", log: bool = False,
-                group: str = "activation", out: str | Path | None = None, experiment: str | None = None) -> Path:
-    """Write a Youden plot of ``y`` against ``x`` over the runs of a work directory; return its path.
-
-    ``x`` and ``y`` are columns of :func:`actlab.experiments.results.run_rows`;
-    markers are numbered in run order and coloured by ``group``.
-    """
-    store, rows = _open(workdir, experiment)
-    store.close()
-    for key in (x, y):
-        if not any(key in row for row in rows):
-            raise ActlabError(f"unknown metric {key!r}; keys are: {', '.join(sorted({k for r in rows for k in r}))}")
-    rows = _grouped(rows, group)
-    fig = youden_from_results(rows, x, y, group_key="_group", log=log)
-    fig.axes[0].set_title(f"{Path(workdir).name}" + (f": {experiment}" if experiment else ""))
-    path = Path(out) if out else Path(workdir) / "youden.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
-
-
-def plot_curves(workdir: str | Path, key: str = "val_acc", group: str = "activation",
-                out: str | Path | None = None, experiment: str | None = None, band: str = "minmax") -> Path:
-    """Write ``key`` over epochs (mean and band over seeds per group); return the PNG's path.
-
-    ``key`` is any per-epoch record key, or ``theta_deg`` / ``t`` for the
-    mean over activation sites. Groups whose runs lack ``key`` are left out.
-    """
-    store, rows = _open(workdir, experiment)
-    rows = _grouped(rows, group)
-    histories: dict[str, list[list[dict]]] = {}
-    for row in rows:
-        histories.setdefault(row["_group"], []).append(with_site_means(store.history(row["run_id"])))
-    store.close()
-    having = {g: runs for g, runs in histories.items() if all(run and key in run[0] for run in runs)}
-    if not having:
-        available = {k for runs in histories.values() for run in runs for rec in run for k in rec}
-        raise ActlabError(f"no run logged {key!r}; keys are: {_describe_keys(available)}")
-    fig = curves_plot(having, key, band=band)
-    fig.axes[0].set_title(f"{Path(workdir).name}" + (f": {experiment}" if experiment else ""))
-    path = Path(out) if out else Path(workdir) / f"curves_{key.replace('/', '_')}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
 
 
 def annealing_section(store: RunStore, rows: list[dict]) -> list[tuple[str, str]]:
@@ -158,7 +84,7 @@ def annealing_section(store: RunStore, rows: list[dict]) -> list[tuple[str, str]
     for (experiment, dataset, model), members in settings.items():
         if not any(is_annealing(r["activation"]) for r in members):
             continue
-        members = _grouped(members, "activation")
+        members = grouped(members, "activation")
         parts = []
         if any(r.get("final_val_error") is not None for r in members):
             fig = youden_from_results(members, "final_train_error", "final_val_error", group_key="_group")
@@ -174,6 +100,3 @@ def annealing_section(store: RunStore, rows: list[dict]) -> list[tuple[str, str]
         sections.append((f"Annealing — {experiment}: {dataset}, {model}", note + "".join(parts)))
     return sections
 
-
-if annealing_section not in SECTIONS:
-    SECTIONS.append(annealing_section)

@@ -20,8 +20,8 @@ import math
 from typing import Literal
 
 from actlab._registry import Registry, unknown_name_message
-from actlab.activations.spec import name_and_options
 from actlab.errors import SpecError
+from actlab.spec import name_and_options
 
 Unit = Literal["epochs", "steps"]
 UPDATES = ("step", "epoch")

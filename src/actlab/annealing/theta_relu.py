@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from actlab._registry import unknown_name_message
-from actlab.activations.registry import Site, register_activation
+from actlab.activations.registry import register_activation
+from actlab.activations.sites import Site
 from actlab.annealing.schedules import Schedule, check_update, make_schedule
 from actlab.errors import SpecError
 

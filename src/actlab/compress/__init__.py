@@ -7,23 +7,20 @@ the closest closed form of the grammar (:func:`snap_module`); compressed
 models export to ONNX of standard operators (:func:`export_onnx`).
 """
 
-from actlab.compress.cost import flops_per_element, measure_latency, model_cost
+from actlab.activations.flops import flops_per_element
+from actlab.activations.sites import find_activations, is_activation
+from actlab.compress.cost import measure_latency, model_cost
 from actlab.compress.export import export_onnx, onnx_session
 from actlab.compress.fit import Fit, fit, fit_to_tolerance, input_range
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
 from actlab.compress.record import InputSample, record_inputs
+from actlab.compress.spec import CompressSpec
 from actlab.compress.snap import Snap, SnappedActivation, snap, snap_module
-from actlab.compress.surgery import (
-    SiteReport,
-    compress_model,
-    find_activations,
-    format_report,
-    is_activation,
-    is_compressible,
-)
+from actlab.compress.surgery import SiteReport, compress_model, format_report, is_compressible
 from actlab.compress.target import Target
 
 __all__ = [
+    "CompressSpec",
     "CubicActivation",
     "Fit",
     "InputSample",

@@ -13,59 +13,50 @@ AVX2 path reads its tables by permutes, gathers, gathers of (a, b) pairs or plai
 whichever a 16K-element trial at first use finds fastest on this CPU
 (``ACTLAB_PWL_AVX2_READ`` forces one); all three give the same bits.
 
-The build (about 10-30 s, once per machine: torch caches it under
-``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) needs a
-C++ compiler and ninja. Where it fails, or ``ACTLAB_KERNELS=0``, callers use
-the compiled or eager formula.
+The build (:class:`actlab._cpp.CppLibrary`, as for every C++ kernel: about
+10-30 s, once per machine: torch caches it under ``$TORCH_EXTENSIONS_DIR``, by
+default ``~/.cache/torch_extensions``) needs a C++ compiler and ninja. Where it
+fails, or ``ACTLAB_KERNELS=0``, callers use the compiled or eager formula.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from actlab._cpp import ensure_ninja_on_path, kernels_enabled
+from actlab._cpp import CppLibrary, kernels_enabled
 
 _SOURCE = Path(__file__).with_name("_pwl_kernel.cpp")
 ISAS = ("scalar", "avx2", "avx512")  # index = the kernel's isa argument
 ISA_VAR = "ACTLAB_PWL_ISA"
+
+
+def _on_load() -> None:
+    _narrow(LIBRARY.module, os.environ.get(ISA_VAR) or None)
+
+
+# One build for every x86 CPU: the AVX2 and AVX-512 paths carry their own target attributes and
+# the CPU picks one at run time, so no -mavx flags for the whole file. -ffp-contract=off: a fused
+# multiply-add would round differently from the eager formula.
+LIBRARY = CppLibrary("actlab_pwl_kernel_v2", [_SOURCE], _on_load, python_module=True,
+                     cflags=["-O3", "-ffp-contract=off"], fallback="torch.compile or the eager formula")
+# What the library's build gave, as this module's callers (and tests) read it.
 _module = None
 _vectorised = False  # the ISA in use is AVX2 or AVX-512
 _tried = False
-_lock = threading.Lock()  # two threads' first calls must not build twice
 _error = ""  # why the build failed, for the warning and for tests that skip
 
 
 def _load():
     """The extension module, building it on the first call of the process; None if that failed."""
-    if not _tried:
-        with _lock:
-            if not _tried:
-                _build()
-    return _module
-
-
-def _build() -> None:
     global _module, _tried, _error
-    try:
-        from torch.utils.cpp_extension import load_inline
-
-        ensure_ninja_on_path()
-        # -ffp-contract=off: a fused multiply-add would round differently from the eager formula
-        _module = load_inline("actlab_pwl_kernel_v2", cpp_sources=[_SOURCE.read_text()], is_python_module=True,
-                              no_implicit_headers=True, extra_cflags=["-O3", "-ffp-contract=off"])
-        _tried = True  # set_isa below needs the module
-        set_isa(os.environ.get(ISA_VAR) or None)
-    except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, unwritable cache: fall back
-        _module, _error = None, f"{type(exc).__name__}: {exc}"
-        warnings.warn(f"building the lookup-table kernel failed, using torch.compile or eager: {_error}",
-                      stacklevel=5)
-    _tried = True
+    if not _tried:
+        _module = LIBRARY.module if LIBRARY.load() else None
+        _error, _tried = LIBRARY.error or "", True
+    return _module
 
 
 def available() -> bool:
@@ -91,10 +82,13 @@ def current_isa() -> str:
 
 def set_isa(isa: str | None) -> None:
     """Narrow the instruction set for this process; None restores the best."""
+    _narrow(_require(), isa)
+
+
+def _narrow(module, isa: str | None) -> None:
     if isa is not None and isa not in ISAS:
         raise ValueError(f"{ISA_VAR} must be one of {', '.join(ISAS)}, got {isa!r}")
     global _vectorised
-    module = _require()
     module.set_isa(-1 if isa is None else ISAS.index(isa))
     _vectorised = module.current_isa() > 0
 

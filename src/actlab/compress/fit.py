@@ -24,13 +24,10 @@ import torch
 from scipy.interpolate import CubicSpline
 from torch import Tensor, nn
 
-from actlab._registry import unknown_name_message
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
+from actlab.compress.spec import check_method, check_size, size_range
 from actlab.errors import ActlabError
 
-METHODS = ("pwl", "cubic", "poly")
-MAX_KNOTS = 4096
-MAX_DEGREE = 16  # monomial coefficients in float32 lose accuracy beyond this
 DEFAULT_PERCENTILES = (0.1, 99.9)
 
 
@@ -45,11 +42,6 @@ class Fit:
     hi: Tensor
     max_error: float
     weighted_error: float | None
-
-
-def check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ActlabError(unknown_name_message("compression method", method, list(METHODS)))
 
 
 def input_range(sample: Tensor, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> tuple[Tensor, Tensor]:
@@ -145,12 +137,9 @@ def make_module(target, lo: Tensor, hi: Tensor, method: str, size: int, sample: 
                 least_squares: bool = False, fast: str = "auto") -> nn.Module:
     """The compressed module of ``method`` with ``size`` knots (or degree) on [lo, hi]."""
     check_method(method)
+    check_size(method, size)
     if method == "poly":
-        if not 1 <= size <= MAX_DEGREE:
-            raise ActlabError(f"degree must be between 1 and {MAX_DEGREE}, got {size}")
         return PolyActivation(poly_coefficients(target, lo, hi, size, sample, least_squares), lo, hi)
-    if not 2 <= size <= MAX_KNOTS:
-        raise ActlabError(f"knots must be between 2 and {MAX_KNOTS}, got {size}")
     if method == "cubic":
         return CubicActivation(cubic_coefficients(target, lo, hi, size), lo, hi)
     return PWLActivation(pwl_values(target, lo, hi, size, sample, least_squares), lo, hi, fast=fast)
@@ -196,7 +185,7 @@ def fit_to_tolerance(target, lo: Tensor, hi: Tensor, method: str, tolerance: flo
     check_method(method)
     if not tolerance > 0:
         raise ActlabError(f"tolerance must be positive, got {tolerance}")
-    smallest, largest = (1, MAX_DEGREE) if method == "poly" else (2, MAX_KNOTS)
+    smallest, largest = size_range(method)
     tried: dict[int, Fit] = {}
 
     def attempt(size: int) -> bool:

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from actlab.activations import ops
 from actlab.activations.expr import compile_expression
-from actlab.activations.spec import parse
 from actlab.compress.target import Target, per_channel_width
+from actlab.spec import parse
 
 COMPOSABLE = ("tanh", "sigmoid", "relu", "exp", "square", "abs", "softplus", "erf", "arctan", "swish", "elu")
 GATES = ("sigmoid", "tanh", "erf", "arctan", "softplus", "relu")

@@ -1,11 +1,6 @@
 """Replacing costly activations in a model by compressed ones.
 
-Which modules are activation sites: a module whose attribute
-``is_activation`` is True (the marker for activations built from other
-modules, e.g. a subnetwork of Linear layers; its children are not searched),
-or any leaf module that is not a structural layer (Linear, Conv, norms,
-pooling, padding, Flatten, Dropout, Softmax, Embedding, recurrent layers,
-containers). A module may also set ``is_activation = False`` to opt out.
+Which modules are activation sites: :func:`actlab.activations.sites.is_activation`.
 
 Which sites are compressed (``select``, default :func:`is_compressible`):
 every site except the piecewise-linear ones that already cost about one
@@ -24,57 +19,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
-from torch.nn.modules import batchnorm, conv, dropout, padding, pooling
 
 from actlab.activations.fixed import HardSigmoid
-from actlab.compress.fit import DEFAULT_PERCENTILES, check_method, fit, fit_to_tolerance, input_range
+from actlab.activations.sites import find_activations
+from actlab.compress.fit import DEFAULT_PERCENTILES, fit, fit_to_tolerance, input_range
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
 from actlab.compress.record import record_inputs
+from actlab.compress.spec import CompressSpec
 from actlab.compress.target import Target, per_channel_width
 from actlab.errors import ActlabError
 
-STRUCTURAL: tuple[type[nn.Module], ...] = (
-    nn.Linear, nn.Bilinear, conv._ConvNd, batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
-    nn.LocalResponseNorm, pooling._AdaptiveAvgPoolNd, pooling._AdaptiveMaxPoolNd, pooling._AvgPoolNd,
-    pooling._LPPoolNd, pooling._MaxPoolNd, pooling._MaxUnpoolNd, padding._CircularPadNd,
-    padding._ConstantPadNd, padding._ReflectionPadNd, padding._ReplicationPadNd, nn.Flatten, nn.Unflatten,
-    dropout._DropoutNd, nn.AlphaDropout, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d, nn.Embedding,
-    nn.EmbeddingBag, nn.RNNBase, nn.MultiheadAttention, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle,
-    nn.Sequential, nn.ModuleList, nn.ModuleDict,
-)
 CHEAP: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.Hardtanh, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardsigmoid, HardSigmoid, nn.Identity,
     nn.Threshold, nn.Hardshrink, nn.Softshrink, PWLActivation, CubicActivation, PolyActivation,
 )
 
 
-def is_activation(module: nn.Module) -> bool:
-    """Whether ``module`` is an activation site (see the module docstring)."""
-    marker = getattr(module, "is_activation", None)
-    if marker is not None:
-        return bool(marker)
-    return next(module.children(), None) is None and not isinstance(module, STRUCTURAL)
-
-
 def is_compressible(module: nn.Module) -> bool:
     """The default ``select``: every activation except the cheap piecewise-linear ones."""
     return not isinstance(module, CHEAP)
-
-
-def find_activations(model: nn.Module) -> dict[str, nn.Module]:
-    """Activation sites by qualified name ("" when ``model`` itself is one)."""
-    found: dict[str, nn.Module] = {}
-
-    def visit(prefix: str, module: nn.Module) -> None:
-        if is_activation(module):
-            found[prefix] = module
-            return
-        for name, child in module._modules.items():  # named_children() would hide a shared module's second use
-            if child is not None:
-                visit(f"{prefix}.{name}" if prefix else name, child)
-
-    visit("", model)
-    return found
 
 
 @dataclass(frozen=True)
@@ -105,21 +68,6 @@ def _batches(calibration: Tensor | Iterable) -> list[Tensor]:
     return batches
 
 
-def _size(method: str, knots: int | None, tolerance: float | None, degree: int | None) -> int | None:
-    check_method(method)
-    name, size, other = ("degree", degree, "knots") if method == "poly" else ("knots", knots, "degree")
-    if (other == "knots" and knots is not None) or (other == "degree" and degree is not None):
-        raise ActlabError(f"{other} does not apply to method {method!r}; give {name} or tolerance")
-    if size is not None and tolerance is not None:
-        raise ActlabError(f"give either {name} or tolerance, not both")
-    if size is None and tolerance is None:
-        raise ActlabError(f"give {name} or tolerance for method {method!r}")
-    minimum = 1 if method == "poly" else 2
-    if size is not None and size < minimum:
-        raise ActlabError(f"{name} must be at least {minimum}, got {size}")
-    return size
-
-
 def compress_model(
     model: nn.Module,
     method: str = "pwl",
@@ -142,7 +90,7 @@ def compress_model(
     its inputs on ``calibration``. ``skip(name, module)`` excludes sites.
     Returns the new model (the original is untouched) and a report per site.
     """
-    size = _size(method, knots, tolerance, degree)
+    spec = CompressSpec.of(method, knots, degree, tolerance)
     batches = _batches(calibration)
     new = copy.deepcopy(model)
     chosen = {n: m for n, m in find_activations(new).items() if select(m) and not (skip and skip(n, m))}
@@ -151,7 +99,7 @@ def compress_model(
     reports = []
     for name, module in chosen.items():
         if id(module) not in done:
-            done[id(module)] = _compress_site(name, module, samples[name], method, size, tolerance,
+            done[id(module)] = _compress_site(name, module, samples[name], spec,
                                               percentiles, least_squares, fast)
         replacement, report = done[id(module)]
         reports.append(SiteReport(**{**report.as_dict(), "name": name}))
@@ -162,7 +110,7 @@ def compress_model(
     return new, reports
 
 
-def _compress_site(name, module, sample, method, size, tolerance, percentiles, least_squares, fast):
+def _compress_site(name, module, sample, spec: CompressSpec, percentiles, least_squares, fast):
     values = sample.values
     channels = per_channel_width(module, sample.width, sample.ndim)
     if channels not in (1, values.shape[0]):
@@ -170,12 +118,12 @@ def _compress_site(name, module, sample, method, size, tolerance, percentiles, l
     rows = values if channels > 1 else values.reshape(1, -1)
     target = Target(module, channels, sample.ndim)
     lo, hi = input_range(rows, percentiles)
-    if size is not None:
-        result = fit(target, lo, hi, method, size, rows, least_squares, fast)
+    if spec.size is not None:
+        result = fit(target, lo, hi, spec.method, spec.size, rows, least_squares, fast)
     else:
-        result = fit_to_tolerance(target, lo, hi, method, tolerance, rows, least_squares, fast)
+        result = fit_to_tolerance(target, lo, hi, spec.method, spec.tolerance, rows, least_squares, fast)
     result.module.train(module.training)
-    report = SiteReport(name, type(module).__name__, method, result.size, channels, float(lo.min()),
+    report = SiteReport(name, type(module).__name__, spec.method, result.size, channels, float(lo.min()),
                         float(hi.max()), result.max_error, result.weighted_error)
     return result.module, report
 

@@ -17,6 +17,7 @@ from actlab.data import synthetic as _synthetic  # noqa: F401  (registers spiral
 from actlab.data import tabular as _tabular  # noqa: F401  (registers titanic, banknote)
 from actlab.data.base import DATASETS, DatasetSplits, Split
 from actlab.errors import ActlabError
+from actlab.spec import name_and_options
 
 _COMMON = ("data_dir", "seed")  # passed to every loader by load_dataset itself
 
@@ -51,4 +52,11 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, seed: int = 0
     return DATASETS.get(name)(data_dir=root, seed=seed, **options)
 
 
-__all__ = ["DATASETS", "DatasetSplits", "Split", "dataset_names", "dataset_options", "load_dataset"]
+def load_dataset_spec(spec: str, data_dir: str | Path | None = None) -> DatasetSplits:
+    """``load_dataset`` from a spec such as ``mnist10k`` or ``spirals(noise=0.3)``."""
+    name, options = name_and_options(spec, "dataset")
+    return load_dataset(name, data_dir=data_dir, **options)
+
+
+__all__ = ["DATASETS", "DatasetSplits", "Split", "dataset_names", "dataset_options", "load_dataset",
+           "load_dataset_spec"]

@@ -9,15 +9,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from actlab._registry import closest
+from actlab.activations import canonical, make_activation
+from actlab.activations.sites import Site
+from actlab.data import DATASETS
 from actlab.errors import ActlabError
+from actlab.models import MODELS
+from actlab.spec import name_and_options
+from actlab.train import LR_SCHEDULES, TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# Keys of TrainConfig an experiment file may also give at its top level; seed comes from ``seeds``.
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "l1", "l2", "grad_clip", "lr_schedule")
 
 
 def _checked(fn, *args, item: int | None = None):
@@ -31,13 +40,20 @@ def _checked(fn, *args, item: int | None = None):
 
 def _named_specs(specs: list[str], registry, what: str) -> list[str]:
     """Check that every ``name(key=value,...)`` spec names an entry of ``registry``; canonical specs."""
-    from actlab.activations import canonical
-    from actlab.activations.spec import name_and_options
-
     for i, spec in enumerate(specs):
         name, _ = _checked(name_and_options, spec, what, item=i)
         _checked(registry.get, name, item=i)
     return [canonical(s) for s in specs]
+
+
+class CheckedTrainConfig(TrainConfig):
+    """A ``TrainConfig`` whose schedule name is checked when the file is read, not when training starts."""
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _schedule_exists(cls, name: str) -> str:
+        _checked(LR_SCHEDULES.get, name)
+        return name
 
 
 class ExperimentConfig(BaseModel):
@@ -50,21 +66,30 @@ class ExperimentConfig(BaseModel):
     models: list[str] = Field(..., min_length=1)
     activations: list[str] = Field(..., min_length=1)
     seeds: list[int] = Field([0], min_length=1)
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    l1: float = Field(0.0, ge=0)
-    l2: float = Field(0.0, ge=0)
-    grad_clip: float | None = Field(None, gt=0)
-    lr_schedule: str = "constant"
+    train: CheckedTrainConfig = Field(default_factory=CheckedTrainConfig)
     data_dir: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_train_keys(cls, data: object) -> object:
+        """Training keys at the top level (``epochs = 5``, as configs have always written them) move
+        into ``train``; a key given both ways is rejected."""
+        if not isinstance(data, dict):
+            return data
+        train = data.get("train", {})
+        if isinstance(train, TrainConfig):
+            train = train.model_dump(exclude_unset=True)
+        if not isinstance(train, dict):
+            return data
+        flat = {k: data[k] for k in TRAIN_KEYS if k in data}
+        both = sorted(set(flat) & set(train))
+        if both:
+            raise ValueError(f"{both[0]!r} is given both at the top level and in [train]")
+        return {k: v for k, v in data.items() if k not in flat} | {"train": train | flat}
 
     @field_validator("activations")
     @classmethod
     def _activations_exist(cls, specs: list[str]) -> list[str]:
-        from actlab.activations import canonical, make_activation
-        from actlab.activations.registry import Site
-
         for i, spec in enumerate(specs):
             _checked(make_activation, spec, Site(4, "conv"), item=i)
         return [canonical(s) for s in specs]
@@ -72,32 +97,26 @@ class ExperimentConfig(BaseModel):
     @field_validator("models")
     @classmethod
     def _models_exist(cls, specs: list[str]) -> list[str]:
-        from actlab.models import MODELS
-
         return _named_specs(specs, MODELS, "model")
 
     @field_validator("datasets")
     @classmethod
     def _datasets_exist(cls, specs: list[str]) -> list[str]:
-        from actlab.data import DATASETS
-
         return _named_specs(specs, DATASETS, "dataset")
 
-    @field_validator("lr_schedule")
-    @classmethod
-    def _schedule_exists(cls, name: str) -> str:
-        from actlab.train import LR_SCHEDULES
-
-        _checked(LR_SCHEDULES.get, name)
-        return name
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, data: dict) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = err["loc"]
+        if loc[:1] == ("train",) and len(loc) > 1 and loc[1] in data:  # a training key written at the top level
+            loc = loc[1:]
+        key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            hint = closest(str(err["loc"][-1]), list(ExperimentConfig.model_fields))
+            nested = loc[:1] == ("train",)
+            fields = TrainConfig.model_fields if nested else [*ExperimentConfig.model_fields, *TRAIN_KEYS]
+            hint = closest(str(loc[-1]), list(fields))
             lines.append(f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
         else:
             msg = err["msg"].removeprefix("Value error, ")
@@ -109,7 +128,7 @@ def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ActlabError(f"invalid {source}: {_describe(exc)}") from None
+        raise ActlabError(f"invalid {source}: {_describe(exc, data)}") from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import importlib
 import html
-import io
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-
-from actlab.experiments import plots
+from actlab.annealing.report import annealing_section
 from actlab.experiments.results import export, fmt_pm
+from actlab.plots import activation_shapes, curves_plot, figure_html
+from actlab.search.report import search_section
 from actlab.store import RunStore
 
-# Extra sections register here: fn(store, rows) -> list of (title, html). The parts' report
-# modules append to it on import; write_report imports them, so no caller has to.
-SECTIONS: list[Callable[[RunStore, list[dict]], list[tuple[str, str]]]] = []
-SECTION_MODULES = ("actlab.annealing.report", "actlab.search.report")
-
-
-def figure_html(fig: Figure, alt: str = "") -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+Section = Callable[[RunStore, list[dict]], list[tuple[str, str]]]
 
 
 def _table(summary: list[dict]) -> str:
@@ -51,7 +36,7 @@ def _curves_and_shapes(store: RunStore, rows: list[dict]) -> list[tuple[str, str
         by_setting.setdefault(key, {}).setdefault(row["activation"], []).append(row)
     for (experiment, dataset, model), by_act in by_setting.items():
         histories = {act: [store.history(r["run_id"]) for r in runs] for act, runs in by_act.items()}
-        parts = [figure_html(plots.training_curves(histories, key, title=f"{key} — {model}"), key)
+        parts = [figure_html(curves_plot(histories, key, title=f"{key} — {model}"), key)
                  for key in ("val_acc", "train_loss")]
         shapes = []
         for act, runs in by_act.items():
@@ -59,25 +44,25 @@ def _curves_and_shapes(store: RunStore, rows: list[dict]) -> list[tuple[str, str
             before = store.artifact(first["run_id"], "curves_before") or {}
             after = store.artifact(first["run_id"], "curves_after") or {}
             if before or after:
-                fig = plots.activation_shapes(before, after, title=f"{act} (seed {first['seed']})")
+                fig = activation_shapes(before, after, title=f"{act} (seed {first['seed']})")
                 shapes.append(figure_html(fig, act))
         body = "".join(parts) + "<h4>Activation shapes: dashed before, solid after training</h4>" + "".join(shapes)
         sections.append((f"{experiment}: {dataset}, {model}", body))
     return sections
 
 
-def write_report(workdir: str | Path, title: str = "actlab report") -> Path:
+# Every section of the page, in order: fn(store, rows) -> list of (title, html); empty where it has nothing to show.
+SECTIONS: tuple[Section, ...] = (_curves_and_shapes, annealing_section, search_section)
+
+
+def write_report(workdir: str | Path, title: str = "actlab report", sections: tuple[Section, ...] = SECTIONS) -> Path:
     """Write ``report.html`` (and the CSV tables) into ``workdir``; return its path."""
     store = RunStore(workdir, create=False)
     rows, summary = export(store)
-    sections = _curves_and_shapes(store, rows)
-    for module in SECTION_MODULES:
-        importlib.import_module(module)
-    for extra in SECTIONS:
-        sections += extra(store, rows)
+    parts = [part for section in sections for part in section(store, rows)]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img{max-width:49%}")
-    body = "".join(f"<h2>{html.escape(t)}</h2>{b}" for t, b in sections)
+    body = "".join(f"<h2>{html.escape(t)}</h2>{b}" for t, b in parts)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>Work directory: {html.escape(str(store.workdir))}. Accuracy is mean ± std over the seeds listed."

@@ -9,34 +9,27 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actlab.activations.sites import activation_curves
-from actlab.activations.spec import name_and_options
-from actlab.data import load_dataset
+from actlab.data import load_dataset_spec
 from actlab.experiments.config import ExperimentConfig
+from actlab.experiments.runs import checkpoint_path
 from actlab.experiments.tensorboard import TensorBoardLogger
 from actlab.models import count_parameters, make_model
 from actlab.store import FINISHED, RunStore, run_id
 from actlab.train import TrainConfig, train_run
 
 
-def load_dataset_spec(spec: str, data_dir: str | None = None):
-    """``load_dataset`` from a spec such as ``mnist10k`` or ``spirals(noise=0.3)``."""
-    name, options = name_and_options(spec, "dataset")
-    return load_dataset(name, data_dir=data_dir, **options)
-
-
 def grid(cfg: ExperimentConfig) -> list[dict]:
     """The resolved config of every run in the grid, in a stable order."""
-    train = TrainConfig(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, l1=cfg.l1, l2=cfg.l2,
-        grad_clip=cfg.grad_clip, lr_schedule=cfg.lr_schedule,
-    ).model_dump()
+    train = cfg.train.model_dump()
+    # data_dir only where given, so the ids of runs on shipped datasets stay what they were
+    where = {"data_dir": cfg.data_dir} if cfg.data_dir is not None else {}
     runs = []
     for dataset in cfg.datasets:
         for model in cfg.models:
             for act in cfg.activations:
                 for seed in cfg.seeds:
                     runs.append({"dataset": dataset, "model": model, "activation": act,
-                                 "seed": seed, "train": train | {"seed": seed}})
+                                 "seed": seed, "train": train | {"seed": seed}} | where)
     return runs
 
 
@@ -58,7 +51,7 @@ def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = 
                 datasets[run["dataset"]] = load_dataset_spec(run["dataset"], cfg.data_dir)
             data = datasets[run["dataset"]]
             label = f"{run['activation']} seed {run['seed']}"
-            batches = -(-len(data.train) // cfg.batch_size) * cfg.epochs
+            batches = -(-len(data.train) // cfg.train.batch_size) * cfg.train.epochs
             batch_task = bar.add_task(f"  {label[:50]}", total=batches)
             _one_run(store, cfg.name, run, data, lambda: bar.advance(batch_task))
             bar.remove_task(batch_task)
@@ -92,8 +85,3 @@ def _one_run(store: RunStore, experiment: str, run: dict, data, on_batch) -> Non
         torch.save(model.state_dict(), checkpoint_path(store.workdir, rid))
     store.finish_run(rid, result.status, test=result.test, diverged_epoch=result.diverged_epoch, info=info)
 
-
-def checkpoint_path(workdir: Path, rid: str) -> Path:
-    path = workdir / "checkpoints" / f"{rid}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path

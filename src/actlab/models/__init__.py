@@ -5,6 +5,9 @@ module per activation site, so learnable activations get their own
 parameters per layer, channel or neuron.
 """
 
+from actlab.models import cnn as _cnn  # noqa: F401  (each model file registers its model)
+from actlab.models import mlp as _mlp  # noqa: F401
+from actlab.models import resnet as _resnet  # noqa: F401
 from actlab.models.factory import MODELS, count_parameters, make_model
 
 __all__ = ["MODELS", "count_parameters", "make_model"]

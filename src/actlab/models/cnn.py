@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from actlab.activations.registry import Site
+from actlab.activations.sites import Site
 from actlab.models.factory import MODELS
 
 

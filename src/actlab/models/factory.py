@@ -8,9 +8,10 @@ from collections.abc import Callable
 from torch import nn
 
 from actlab._registry import Registry, unknown_name_message
-from actlab.activations.registry import Site, activation_factory
-from actlab.activations.spec import name_and_options
+from actlab.activations.registry import activation_factory
+from actlab.activations.sites import Site
 from actlab.errors import SpecError
+from actlab.spec import name_and_options
 
 ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
@@ -39,5 +40,3 @@ def make_model(
     except (TypeError, ValueError) as exc:
         raise SpecError(f"bad parameters for model {name}: {exc}") from None
 
-
-from actlab.models import cnn as _cnn, mlp as _mlp, resnet as _resnet  # noqa: E402,F401  (registration)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from actlab.activations.registry import Site
+from actlab.activations.sites import Site
 from actlab.models.factory import MODELS
 
 

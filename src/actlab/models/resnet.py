@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from actlab.activations.registry import Site
+from actlab.activations.sites import Site
 from actlab.models.factory import MODELS
 
 

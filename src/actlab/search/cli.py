@@ -1,8 +1,4 @@
-"""``actlab search init|features|run|status|best WORKDIR``: surrogate-guided activation search.
-
-Importing this module (``actlab.cli_extras`` does) also registers the search
-section of the HTML report.
-"""
+"""``actlab search init|features|run|status|best WORKDIR``: surrogate-guided activation search."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ import argparse
 from rich.table import Table
 
 from actlab._console import console
-from actlab.search import report as _report  # noqa: F401  (registers the report section)
 from actlab.search.loop import FEATURE_SETS, best_functions, init_search, run_search
 from actlab.search.state import STATUSES, SearchSettings, SearchState
 from actlab.search.workers import compute_features

@@ -3,7 +3,7 @@
 The section shows the search curve (best validation accuracy against the
 number of trainings), the 2-D UMAP embedding of every function's features
 coloured by accuracy where it is known, the shapes of the best functions next
-to relu, and their table. Importing this module registers the section.
+to relu, and their table.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from actlab.errors import ActlabError
-from actlab.experiments.report import SECTIONS, figure_html
+from actlab.plots import figure_html
 from actlab.search.features import evaluate_expressions
 from actlab.search.loop import DIVERGED_SCORE, best_functions
 from actlab.search.state import SearchState
@@ -139,6 +139,3 @@ def search_section(store: RunStore, rows: list[dict]) -> list[tuple[str, str]]:
     finally:
         state.close()
 
-
-if search_section not in SECTIONS:
-    SECTIONS.append(search_section)

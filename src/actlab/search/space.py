@@ -47,8 +47,8 @@ from torch import Tensor
 from actlab._registry import Registry, closest, unknown_name_message
 from actlab.activations import ops
 from actlab.activations.expr import compile_expression
-from actlab.activations.spec import Node, parse
 from actlab.errors import ActlabError, UnknownNameError
+from actlab.spec import Node, parse
 
 PAD = 1024  # a multiple of every SIMD width torch uses, so no row has a scalar tail
 _BLOCK_ROWS = 31  # 31 * 1024 < 32768, torch's grain size: blocks stay single-threaded

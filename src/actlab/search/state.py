@@ -35,10 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actlab.errors import ActlabError
 from actlab.search.space import DEFAULT_SCHEMAS, SearchSpace, enumerate_space
-from actlab.store.runstore import DB_NAME, immediate_transaction
+from actlab.store.runstore import DB_NAME, FINISHED, immediate_transaction
 
 STATUSES = ("pending", "running", "done", "failed", "diverged")
-FINISHED = ("done", "diverged")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from actlab.data import load_dataset_spec
 from actlab.models import make_model
 from actlab.search.fisher import fisher_features
 from actlab.search.state import Claim, Outcome, SearchSettings, SearchState, worker_id
@@ -28,8 +29,6 @@ Evaluator = Callable[[str, SearchSettings], Outcome]
 
 @functools.lru_cache(maxsize=2)
 def _dataset(spec: str):
-    from actlab.experiments.runner import load_dataset_spec
-
     return load_dataset_spec(spec)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from actlab._registry import unknown_name_message
-from actlab.activations.registry import Site
+from actlab.activations.sites import Site
 from actlab.errors import SpecError, UnknownNameError
 
 SHARING_MODES = ("layer", "channel", "neuron")

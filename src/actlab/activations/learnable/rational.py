@@ -21,8 +21,15 @@ from actlab.activations.learnable import _fit
 from actlab.activations.learnable._autograd import RationalFn
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
-from actlab.activations.registry import Site, register_activation
+from actlab.activations.registry import register_activation
+from actlab.activations.sites import Site
 from actlab.errors import SpecError
+
+
+def rational_flops(m: int, n: int) -> float:
+    """A "safe" Padé activation P(x) / (1 + |Q(x)|) (Molina et al. 2020), P of degree m,
+    Q of degree n without constant term: Horner 2m + 2n, then abs, add, divide."""
+    return 2.0 * m + 2.0 * n + 3.0
 
 
 class Rational(LearnableActivation):
@@ -35,11 +42,9 @@ class Rational(LearnableActivation):
         self.numerator = nn.Parameter(torch.zeros(n_units, num + 1))
         self.denominator = nn.Parameter(torch.zeros(n_units, den))
 
-
     def flops_per_element(self) -> float:
-        from actlab.compress.cost import rational_flops
-
         return rational_flops(self.numerator.shape[1] - 1, self.denominator.shape[1])
+
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         return RationalFn.apply(x, self.numerator, self.denominator)

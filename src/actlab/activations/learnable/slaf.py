@@ -32,13 +32,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab.activations.flops import TRANSCENDENTAL
 from actlab.activations.learnable import _fit
 from actlab.activations.learnable._autograd import SlafFn
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import bcast, check_input, units
 from actlab.activations.learnable.bases import BASES, design, end_derivatives
-from actlab.activations.registry import Site, register_activation
+from actlab.activations.registry import register_activation
+from actlab.activations.sites import Site
 from actlab.errors import SpecError
+
+
+SLAF_PER_DEGREE = {"monomial": 2.0, "power": 2.0, "chebyshev": 4.0, "hermite": 4.0, "legendre": 5.0,
+                   "fourier": 8.0, "rbf": 4.0 + TRANSCENDENTAL}
+# scale x by 1/range, clamp to [-1, 1], and the linear tail beyond it (excess * edge slope + add)
+SLAF_OVERHEAD = 5.0
+
+
+def slaf_flops(degree: int, basis: str = "monomial", hybrid: bool = False) -> float:
+    """sum_k a_k B_k(x): Horner for monomials (2 per degree); a three-term recurrence
+    (chebyshev T_{k+1} = 2x T_k - T_{k-1}: mul + sub, plus the accumulate's multiply-add: 4;
+    legendre needs one more multiply for its coefficients: 5) for the orthogonal bases;
+    fourier: sin/cos of the harmonics by the angle-addition recurrence (4 mul + 2 add) and two
+    multiply-adds; rbf: difference, square, scale, exp and a multiply-add per centre. Plus the
+    input scaling with linear tails, and a weighted ReLU (3) for the hybrid form."""
+    return SLAF_PER_DEGREE[basis] * degree + SLAF_OVERHEAD + (3.0 if hybrid else 0.0)
 
 _EPS = 1e-5
 
@@ -65,11 +83,9 @@ class SLAF(LearnableActivation):
             # The constant term stays as is, so the bias survives standardisation.
             self.register_buffer("std_mask", (torch.arange(n) > 0).float())
 
-
     def flops_per_element(self) -> float:
-        from actlab.compress.cost import slaf_flops
-
         return slaf_flops(self.degree, self.basis_name, self.relu_weight is not None)
+
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         a = self.coef * self.scale

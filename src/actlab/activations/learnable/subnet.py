@@ -15,11 +15,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab.activations.flops import TRANSCENDENTAL, flops_per_element
 from actlab.activations.learnable import _fit
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import units
-from actlab.activations.registry import Site, make_activation, register_activation
+from actlab.activations.registry import make_activation, register_activation
+from actlab.activations.sites import Site
 from actlab.errors import SpecError
+
+
+def subnet_flops(hidden: int, depth: int = 1, act_flops: float = TRANSCENDENTAL) -> float:
+    """A 1 -> H -> ... -> H -> 1 network per element with ``depth`` hidden layers:
+    2H (input multiply-add) + (depth - 1) 2H^2 (hidden layers, with bias) + 2H (output)
+    + depth H act_flops."""
+    return 4.0 * hidden + (depth - 1) * 2.0 * hidden**2 + depth * hidden * act_flops
 
 
 class Subnet(LearnableActivation):
@@ -42,11 +51,9 @@ class Subnet(LearnableActivation):
     def _view(self, x: Tensor) -> list[int]:
         return [self.n_units] + [1] * (x.dim() - 2) + [self.hidden]
 
-
     def flops_per_element(self) -> float:
-        from actlab.compress.cost import flops_per_element, subnet_flops
-
         return subnet_flops(self.hidden, self.depth, flops_per_element(self.inner))
+
     def forward(self, x: Tensor) -> Tensor:
         if self.n_units == 1:
             h = self.inner(torch.addcmul(self.b_in[0], x.unsqueeze(-1), self.w_in[0]))

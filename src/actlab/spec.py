@@ -1,5 +1,6 @@
-"""Parsing spec strings: expressions such as ``max(relu(x),cosh(elu(x)))`` and
-parametrised activations such as ``slaf(degree=4, basis=chebyshev)``.
+"""Parsing spec strings: expressions such as ``max(relu(x),cosh(elu(x)))``,
+parametrised activations such as ``slaf(degree=4, basis=chebyshev)``, and the
+``name(key=value,...)`` specs of datasets, models and schedules.
 
 One small recursive-descent parser serves both, so an expression can nest a
 parametrised activation and vice versa. Errors show the offending position:
