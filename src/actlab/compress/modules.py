@@ -136,14 +136,16 @@ class PWLActivation(_Compressed):
         return lo, inv_h, self.a.to(dt).reshape(-1), self.b.to(dt).reshape(-1), self._view(self.offset, x), self.size - 2
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training or x.requires_grad or self.fast == "eager":
-            return _fastpath.pwl_lookup(x, *self._tables(x))
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return _fastpath.pwl_lookup(x, *self._tables(x))  # standard ops, for export and fusion
-        if self.fast == "auto" and _kernel.preferred():
-            y = _kernel.try_lookup(x, *self._kernel_args)
-            if y is not None:
-                return y
+        # The inference path first, with as few Python steps as possible: at batch 1 a
+        # table's whole call costs about as much as these checks.
+        if not (self.training or x.requires_grad) and self.fast == "auto" and _kernel.preferred():
+            if not (torch._C._is_tracing() or torch.compiler.is_compiling()):
+                y = _kernel.try_lookup(x, *self._kernel_args)
+                if y is not None:
+                    return y
+        if (self.training or x.requires_grad or self.fast == "eager" or torch._C._is_tracing()
+                or torch.compiler.is_compiling()):
+            return _fastpath.pwl_lookup(x, *self._tables(x))  # differentiable; standard ops for export
         return _fastpath.lookup((x, *self._tables(x)), prefer=self.fast)
 
     def flops_per_element(self) -> float:
