@@ -11,7 +11,7 @@ is picked at run time from the CPU; ``ACTLAB_PWL_ISA=avx2`` (or
 :func:`set_isa`) narrows it, to measure the AVX2 path on an AVX-512 CPU. The
 AVX2 path reads its tables by permutes, gathers, gathers of (a, b) pairs or plain pair loads,
 whichever a 16K-element trial at first use finds fastest on this CPU
-(``ACTLAB_PWL_AVX2_READ`` forces one); all three give the same bits.
+(``ACTLAB_PWL_AVX2_READ`` at start-up, or :func:`force_avx2_read`, forces one); all give the same bits.
 
 The build (:class:`actlab._cpp.CppLibrary`, as for every C++ kernel: about
 10-30 s, once per machine: torch caches it under ``$TORCH_EXTENSIONS_DIR``, by
@@ -32,10 +32,16 @@ from actlab._cpp import CppLibrary, kernels_enabled
 _SOURCE = Path(__file__).with_name("_pwl_kernel.cpp")
 ISAS = ("scalar", "avx2", "avx512")  # index = the kernel's isa argument
 ISA_VAR = "ACTLAB_PWL_ISA"
+READ_VAR = "ACTLAB_PWL_AVX2_READ"
+AVX2_READS = ("permute", "gather", "pairs", "loads")  # index = the kernel's Read
 
 
 def _on_load() -> None:
     _narrow(LIBRARY.module, os.environ.get(ISA_VAR) or None)
+    read = os.environ.get(READ_VAR) or None
+    if read is not None and read not in AVX2_READS:
+        raise ValueError(f"{READ_VAR} must be one of {', '.join(AVX2_READS)}, got {read!r}")
+    LIBRARY.module.force_avx2_read(-1 if read is None else AVX2_READS.index(read))
 
 
 # One build for every x86 CPU: the AVX2 and AVX-512 paths carry their own target attributes and
@@ -113,11 +119,18 @@ def lookup(x: Tensor, tab: Tensor, lo: Tensor, inv_h: Tensor, isa: str | None = 
     return torch.ops.actlab_pwl.lookup(x, tab, lo, inv_h, -1 if isa is None else ISAS.index(isa))
 
 
-AVX2_READS = ("permute", "gather", "pairs", "loads")
+
+
+
+def force_avx2_read(read: str | None) -> None:
+    """Force how the AVX2 path reads tables for this process (None: tuned per CPU again)."""
+    if read is not None and read not in AVX2_READS:
+        raise ValueError(f"read must be one of {', '.join(AVX2_READS)}, got {read!r}")
+    _require().force_avx2_read(-1 if read is None else AVX2_READS.index(read))
 
 
 def avx2_read(segments: int) -> str | None:
     """How the AVX2 path reads tables of ``segments`` entries on this CPU (timed once per
-    process and size class, or forced by ``ACTLAB_PWL_AVX2_READ``); None without AVX2."""
+    process and size class, or forced); None without AVX2."""
     read = _require().avx2_read(segments)
     return AVX2_READS[read] if read >= 0 else None

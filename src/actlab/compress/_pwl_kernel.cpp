@@ -235,17 +235,15 @@ AVX2 void lanes_avx2(const float* x, float* y, int64_t n, const Lanes& l, int64_
 
 // The fastest read for tables of T segments on this CPU, timed once per size
 // class (T <= 8, 16, 32, 64, longer) on 16K elements, best of 5 runs each.
+// A read forced for the process (benchmarks, tests): -1 none, else a Read.
+std::atomic<int> g_forced_read{-1};
+
 int tune_avx2(int64_t T) {
   static std::atomic<int> chosen[5] = {-1, -1, -1, -1, -1};
   static std::mutex mutex;
   const int cls = T <= 8 ? 0 : T <= 16 ? 1 : T <= 32 ? 2 : T <= 64 ? 3 : 4;
-  if (const char* env = std::getenv("ACTLAB_PWL_AVX2_READ")) {  // forced, for benchmarks
-    const std::string v(env);
-    if (v == "gather") return kGather;
-    if (v == "pairs") return kPairs;
-    if (v == "loads") return kLoads;
-    if (v == "permute" && cls < 4) return kPermute;
-  }
+  const int forced = g_forced_read.load(std::memory_order_relaxed);
+  if (forced >= 0 && (forced != kPermute || cls < 4)) return forced;
   if (chosen[cls] >= 0) return chosen[cls];
   std::lock_guard<std::mutex> hold(mutex);
   if (chosen[cls] >= 0) return chosen[cls];
@@ -493,6 +491,13 @@ c10::optional<at::Tensor> try_lookup(const at::Tensor& x, const at::Tensor& tab,
   return lookup_impl(x, tab, lo, inv_h, current_isa());
 }
 
+void force_avx2_read(int64_t read) {
+  TORCH_CHECK(read >= -1 && read <= kLoads, "read must be -1 (tuned) or 0..3, got ", read);
+#if defined(__x86_64__)
+  g_forced_read = static_cast<int>(read);
+#endif
+}
+
 // How the AVX2 loop reads tables of T segments here (tuned or forced): 0 permute, 1 gather, 2 pairs, 3 loads.
 int64_t avx2_read(int64_t T) {
 #if defined(__x86_64__)
@@ -520,5 +525,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("best_isa", &best_isa, "0 scalar, 1 AVX2, 2 AVX-512: the best this CPU has");
   m.def("current_isa", &current_isa, "the ISA calls use now");
   m.def("set_isa", &set_isa, "narrow the ISA for this process (-1: the best)");
+  m.def("force_avx2_read", &force_avx2_read, "force how AVX2 reads tables (-1: tuned per CPU)");
   m.def("avx2_read", &avx2_read, "how AVX2 reads tables of T segments: 0 permute, 1 gather, 2 pairs, 3 loads");
 }
