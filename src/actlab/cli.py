@@ -10,7 +10,7 @@ from actlab._registry import unknown_name_message
 from actlab.demo import CONFIG, run_demo
 from actlab.errors import ActlabError
 from actlab.experiments import load_config, write_report
-from actlab.experiments.cli import add_compress_command, add_plot_command
+from actlab.experiments.cli import add_compare_command, add_compress_command, add_plot_command
 from actlab.experiments.pipeline import run_pipeline
 from actlab.experiments.results import export, print_summary, write_csv
 from actlab.registries import registries
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_list)
 
     add_plot_command(sub)
+    add_compare_command(sub)
     add_compress_command(sub)
     add_search_command(sub)
     return parser

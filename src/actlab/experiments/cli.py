@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
@@ -87,3 +88,43 @@ def add_compress_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--onnx", metavar="PATH", help="also write the compressed model as ONNX (standard operators)")
     p.set_defaults(fn=_compress)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    import math
+
+    from actlab.experiments.compare import compare
+    from actlab.experiments.results import run_rows, write_csv
+    from actlab.store import RunStore
+
+    store = RunStore(args.workdir, create=False)
+    try:
+        rows = [r for r in run_rows(store) if args.experiment in (None, r["experiment"])]
+    finally:
+        store.close()
+    found = compare(rows, baseline=args.baseline, metric=args.metric)
+    path = write_csv([c.as_dict() for c in found], args.workdir / "compare.csv")
+
+    def num(v: float, fmt: str) -> str:
+        return "—" if math.isnan(v) else format(v, fmt)
+
+    table = Table(title=f"{args.metric}: activation − {args.baseline} (95 % intervals; p Holm-corrected)")
+    for col in ("dataset", "model", "activation", "n", "test", "mean", "diff", "t interval", "bootstrap",
+                "p (Holm)", "verdict"):
+        table.add_column(col, justify="right" if col in ("n", "mean", "diff", "p (Holm)") else "left")
+    for c in found:
+        table.add_row(c.dataset, c.model, c.activation, str(c.n), c.test, num(c.activation_mean, ".4f"),
+                      num(c.diff, "+.4f"), f"[{num(c.ci_low, '+.4f')}, {num(c.ci_high, '+.4f')}]",
+                      f"[{num(c.boot_low, '+.4f')}, {num(c.boot_high, '+.4f')}]", num(c.p_holm, ".3g"), c.verdict)
+    console = make_console()
+    console.print(table)
+    console.print(f"written: {path}")
+
+
+def add_compare_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="each activation against a baseline over seeds: intervals, p-values")
+    p.add_argument("workdir", type=Path, help="a work directory with a run store")
+    p.add_argument("--baseline", default="relu", help="the activation the others are compared with (default relu)")
+    p.add_argument("--metric", default="test_acc", help="a column of runs.csv (default test_acc)")
+    p.add_argument("--experiment", help="only the runs of this experiment")
+    p.set_defaults(fn=_compare)
