@@ -11,15 +11,20 @@ above it generalise worse than they fit. Every function takes an optional
 from __future__ import annotations
 
 import base64
+import contextvars
 import html
 import io
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from actlab.errors import ActlabError
 
@@ -31,12 +36,47 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.5, 5.0)) -> Axes:
     return Figure(figsize=figsize).add_subplot()
 
 
+# Where figure_html also saves each PNG (a folder), while a report is being written.
+_png_folder: contextvars.ContextVar[list | None] = contextvars.ContextVar("png_folder", default=None)
+
+
+@contextmanager
+def saving_pngs(folder: str | Path) -> Iterator[list[Path]]:
+    """Within the block, every :func:`figure_html` figure is also written to ``folder`` as a PNG
+    (numbered, named after its alt text); yields the list of paths written."""
+    folder, written = Path(folder), []
+    token = _png_folder.set([folder, written])
+    try:
+        yield written
+    finally:
+        _png_folder.reset(token)
+
+
 def figure_html(fig: Figure, alt: str = "") -> str:
-    """The figure as an inline PNG ``<img>``."""
+    """The figure as an inline PNG ``<img>`` (and a file, inside :func:`saving_pngs`)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    sink = _png_folder.get()
+    if sink is not None:
+        folder, written = sink
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9._=-]+", "_", alt).strip("_")[:80] or "figure"
+        path = folder / f"{len(written) + 1:03d}_{stem}.png"
+        path.write_bytes(buf.getvalue())
+        written.append(path)
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def legend(ax: Axes, fontsize: float = 8) -> None:
+    """A legend that never covers the data: inside when it has up to 4 entries, else outside right."""
+    handles, _ = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if len(handles) > 4:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=fontsize, loc="best")
 
 
 def curves_plot(
@@ -78,11 +118,12 @@ def curves_plot(
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(key)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend(ax)
     return ax.figure
 
 
@@ -102,8 +143,7 @@ def activation_shapes(before: dict, after: dict, title: str = "", ax: Axes | Non
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=6)
+    legend(ax, fontsize=6)
     return ax.figure
 
 
@@ -165,7 +205,7 @@ def youden_plot(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend(ax)
     return ax.figure
 
 

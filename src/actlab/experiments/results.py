@@ -41,9 +41,10 @@ def run_rows(store: RunStore) -> list[dict]:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std; the std of one value is NaN (unknown), not 0."""
     if not values:
         return float("nan"), float("nan")
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
 def summary_rows(rows: list[dict]) -> list[dict]:
@@ -68,8 +69,11 @@ def summary_rows(rows: list[dict]) -> list[dict]:
 
 
 def fmt_pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
+    """``mean ± std``; one seed shows ``(n = 1)`` instead of a spread it does not have."""
     if mean != mean:  # NaN: no finished run
         return "—"
+    if std != std:
+        return f"{mean * scale:.{digits}f} (n = 1)"
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from actlab.errors import ActlabError
-from actlab.plots import figure_html
+from actlab.plots import figure_html, legend
 from actlab.search.features import evaluate_expressions
 from actlab.search.loop import DIVERGED_SCORE, best_functions
 from actlab.search.state import SearchState
@@ -47,7 +47,7 @@ def plot_search_curve(rows: list[dict], relu_acc: float | None = None, ax: Axes 
         ax.axhline(relu_acc, color="gray", linestyle="--", label="relu")
     ax.set_xlabel("trainings")
     ax.set_ylabel("validation accuracy")
-    ax.legend(fontsize=8)
+    legend(ax)
     return ax.figure
 
 
@@ -73,7 +73,7 @@ def plot_shapes(names: list[str], labels: list[str] | None = None, ax: Axes | No
     for y, label in zip(ys, labels or names):
         ax.plot(x.numpy(), y, label=label, linestyle="--" if label.startswith("relu") else "-")
     ax.set_xlabel("x")
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     return ax.figure
 
 
