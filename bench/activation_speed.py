@@ -42,7 +42,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from actlab import _cpp
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import cpu_info  # noqa: E402
+
+from actlab import _cpp  # noqa: E402
 from actlab.activations import Site, make_activation
 
 CANDIDATES = {
@@ -187,7 +190,10 @@ def _ratio(d: dict, name: str) -> float | None:
 def markdown(res: dict) -> str:
     ops, cnn = res["ops"], res["cnn"]
     kernels = "fused C++ kernels" if res["kernels"] else "PyTorch reference paths (ACTLAB_KERNELS=0)"
+    cpu = res["cpu"]
     lines = [
+        f"CPU: {cpu['name']} ({cpu['isa']}); kernels built for {res['kernel_isa']}, torch's CPU capability "
+        f"{cpu['torch_capability']} (ATEN_CPU_CAPABILITY=avx2 forces both to AVX2). ",
         f"Shape {res['shape']}, float32, {res['threads']} thread(s), {res['repeats']} interleaved repeats "
         f"(medians), clock: {res['clock']}; learnable families on {kernels}. Memory: bytes saved for "
         f"backward (saved_tensors_hooks, each storage once).",
@@ -198,7 +204,9 @@ def markdown(res: dict) -> str:
     ]
     for name in CANDIDATES:
         def cell(d: dict, scale: float = 1.0) -> str:
-            return f"{d[name] * scale:.2f}" if name in d else "error"
+            if name in d:
+                return f"{d[name] * scale:.2f}"
+            return "skipped" if d is ops["compiled_ms"] and not res["compiled"] else "error"
 
         def rat(d: dict) -> str:
             r = _ratio(d, name)
@@ -238,14 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     _clock = CLOCKS[args.clock]
     repeats = args.repeats or (5 if args.quick else 20)
     res = {"shape": args.shape, "threads": args.threads, "repeats": repeats, "clock": args.clock,
-           "kernels": _cpp.kernels_enabled(), "torch": torch.__version__, "candidates": CANDIDATES, "goals": GOALS}
+           "kernels": _cpp.kernels_enabled(), "torch": torch.__version__, "candidates": CANDIDATES, "goals": GOALS,
+           "cpu": cpu_info(), "kernel_isa": _cpp.isa(), "compiled": not args.no_compile}
     res["ops"] = bench_ops(args.shape, repeats, not args.no_compile)
     if not args.no_compile:
         res["probe"] = compile_probe(args.shape, repeats)
     res["cnn"] = bench_cnn(args.shape[0], repeats)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "activation_speed.json").write_text(json.dumps(res, indent=2))
-    (args.out / "activation_speed.md").write_text(markdown(res))
+    stem = f"activation_speed_{res['kernel_isa']}"  # one file per instruction set the kernels ran on
+    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2))
+    (args.out / f"{stem}.md").write_text(markdown(res))
     sys.stdout.write(markdown(res))
     return 0
 
