@@ -21,7 +21,8 @@ from actlab.store import RunStore
 def _run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     run_pipeline(cfg, Path(args.workdir or Path("runs") / cfg.name), progress=not args.no_progress,
-                 report=not args.no_report)
+                 report=not args.no_report, workers=args.workers, ray=args.ray, ray_address=args.ray_address,
+                 threads=args.threads)
 
 
 def _results(args: argparse.Namespace) -> None:
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="where the run store goes (default runs/<name>)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-report", action="store_true")
+    p.add_argument("--workers", type=int, default=0, help="worker processes training runs in parallel (default 0: "
+                   "train in this process)")
+    p.add_argument("--ray", action="store_true", help="train runs as Ray tasks (a local Ray instance)")
+    p.add_argument("--ray-address", help="train runs as Ray tasks on this cluster (implies --ray)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads per worker (default 1)")
     p.set_defaults(fn=_run)
 
     p = sub.add_parser("results", help="print the results table of a work directory and write CSV")

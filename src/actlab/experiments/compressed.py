@@ -63,7 +63,7 @@ def compress_run(
             "original_test_acc": before["acc"], "original_cost": inference_cost(model, data.test.x, latency)}
     info["cost"] = inference_cost(compressed, data.test.x, latency)
     info["params"] = info["cost"]["params"]
-    store.start_run(rid, run["experiment"], derived, info)
+    store.start_run(rid, run["experiment"], derived, info, replace=True)  # compressing again replaces it
     store.put_artifact(rid, "curves_before", activation_curves(model))
     store.put_artifact(rid, "curves_after", activation_curves(compressed))
     store.finish_run(rid, "done", test=after, info=info)

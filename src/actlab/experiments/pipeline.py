@@ -17,16 +17,17 @@ RESOLVED = "config.resolved.json"
 
 
 def run_pipeline(cfg: ExperimentConfig, workdir: str | Path, progress: bool = True, report: bool = True,
-                 compress: Sequence[str] = (), title: str | None = None,
-                 table_title: str | None = None) -> tuple[list[dict], Path | None]:
+                 compress: Sequence[str] = (), title: str | None = None, table_title: str | None = None,
+                 **parallel: object) -> tuple[list[dict], Path | None]:
     """Train every unfinished run of ``cfg`` into ``workdir``; return the summary rows and the report's path.
 
     ``compress`` names activation families (``subnet``, ``slaf``, ...) whose trained runs are also
     compressed to a lookup table of the default size, stored as derived runs beside them.
+    ``parallel`` (``workers``, ``ray``, ``ray_address``, ``threads``) goes to :func:`run_experiment`.
     """
     workdir = Path(workdir)
     console = make_console()
-    store = run_experiment(cfg, workdir, progress=progress)
+    store = run_experiment(cfg, workdir, progress=progress, **parallel)
     (workdir / RESOLVED).write_text(cfg.model_dump_json(indent=2))
     for run in store.runs(cfg.name):
         spec = run["config"]

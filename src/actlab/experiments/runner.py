@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -14,7 +17,9 @@ from actlab.experiments.config import ExperimentConfig
 from actlab.experiments.runs import checkpoint_path
 from actlab.experiments.tensorboard import TensorBoardLogger
 from actlab.models import count_parameters, make_model
-from actlab.store import FINISHED, RunStore, run_id
+from actlab.errors import ActlabError
+from actlab.store import RunStore, lease
+from actlab.store.runstore import RunClaim
 from actlab.train import TrainConfig, train_run
 
 
@@ -33,34 +38,157 @@ def grid(cfg: ExperimentConfig) -> list[dict]:
     return runs
 
 
-def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = True) -> RunStore:
+LEASE_S = 120.0  # a run whose worker stops renewing its claim for this long is taken over
+
+
+def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = True, *, workers: int = 0,
+                   ray: bool = False, ray_address: str | None = None, threads: int = 1) -> RunStore:
     """Train every run of the grid that is not finished yet; return the store.
 
     Finished runs (``done`` or ``diverged``) are skipped, so re-running after an
     interruption continues where it stopped. A run that raises is stored as
-    ``failed`` with its error and the grid goes on.
+    ``failed`` with its error and the grid goes on. Runs are claimed one at a
+    time from the store's queue, so any number of processes (``workers``
+    spawned here, one thread each; Ray tasks with ``ray``; or several
+    ``actlab run`` on one work directory) train each run exactly once; a run
+    seeds itself, so the results equal a sequential run's at the same thread count.
     """
     store = RunStore(workdir)
-    todo = [r for r in grid(cfg) if store.status(run_id(r)) not in FINISHED]
-    datasets = {}
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        runs_task = bar.add_task(f"{cfg.name}: runs", total=len(todo))
-        for run in todo:
-            if run["dataset"] not in datasets:
-                datasets[run["dataset"]] = load_dataset_spec(run["dataset"], cfg.data_dir)
-            data = datasets[run["dataset"]]
-            label = f"{run['activation']} seed {run['seed']}"
-            batches = -(-len(data.train) // cfg.train.batch_size) * cfg.train.epochs
-            batch_task = bar.add_task(f"  {label[:50]}", total=batches)
-            _one_run(store, cfg.name, run, data, lambda: bar.advance(batch_task))
-            bar.remove_task(batch_task)
-            bar.advance(runs_task)
+    configs = grid(cfg)
+    store.enqueue(cfg.name, configs)
+    if workers < 0:
+        raise ActlabError(f"workers must be >= 0 (0: train in this process), got {workers}")
+    if ray or ray_address:
+        _drive(store, cfg.name, len(configs), progress, _ray_tasks(store.workdir, cfg.name, workers or 1, ray_address,
+                                                                    threads))
+    elif workers:
+        _drive(store, cfg.name, len(configs), progress, _processes(store.workdir, cfg.name, workers, threads))
+    else:
+        _in_process(store, cfg, progress)
     return store
 
 
-def _one_run(store: RunStore, experiment: str, run: dict, data, on_batch) -> None:
-    rid = run_id(run)
+def _in_process(store: RunStore, cfg: ExperimentConfig, progress: bool) -> None:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        runs_task = bar.add_task(f"{cfg.name}: runs", total=store.open_runs(cfg.name))
+
+        def on_run(run: dict, data) -> Callable[[], None]:
+            batches = -(-len(data.train) // run["train"]["batch_size"]) * run["train"]["epochs"]
+            task = bar.add_task(f"  {run['activation'][:40]} seed {run['seed']}", total=batches)
+            return lambda: bar.advance(task)
+
+        def after_run() -> None:
+            bar.remove_task(bar.task_ids[-1])
+            bar.advance(runs_task)
+
+        work(store, cfg.name, on_run=on_run, after_run=after_run)
+
+
+def work(store: RunStore, experiment: str, *, alive: Callable[[], bool] | None = None, on_run=None,
+         after_run=None) -> int:
+    """Claim and train runs of ``experiment`` until none is left; returns how many this worker finished."""
+    worker, datasets, finished = lease.worker_id("grid"), {}, 0
+    while alive is None or alive():
+        claim = store.claim(experiment, worker, LEASE_S)
+        if claim is None:
+            return finished
+        run = claim.config
+        key = (run["dataset"], run.get("data_dir"))
+        if key not in datasets:
+            datasets[key] = load_dataset_spec(run["dataset"], run.get("data_dir"))
+        on_batch = on_run(run, datasets[key]) if on_run else None
+        renew, close = _renewer(store.workdir, claim)
+        with lease.heartbeat(renew, LEASE_S / 4, close):
+            finished += _one_run(store, experiment, claim, datasets[key], on_batch)
+        if after_run:
+            after_run()
+    return finished
+
+
+def _renewer(workdir: Path, claim: RunClaim) -> tuple[Callable[[], bool], Callable[[], None]]:
+    held: list[RunStore] = []
+
+    def renew() -> bool:
+        if not held:
+            held.append(RunStore(workdir))
+        return held[0].renew(claim, LEASE_S)
+
+    return renew, lambda: held and held[0].close()
+
+
+def worker_main(workdir: str, experiment: str, threads: int = 1) -> int:
+    """A spawned (or Ray) worker: claims runs until the grid is done or the process that started
+    it is gone (so killing a driver leaves no worker behind)."""
+    torch.set_num_threads(threads)
+    store = RunStore(workdir)
+    try:
+        return work(store, experiment, alive=lease.parent_watch())
+    finally:
+        store.close()
+
+
+def _processes(workdir: Path, experiment: str, n: int, threads: int):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=worker_main, args=(str(workdir), experiment, threads), daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        yield lambda: any(p.is_alive() for p in procs)
+    finally:
+        for p in procs:  # every exit path, Ctrl-C included, ends the workers
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=10)
+
+
+def _ray_tasks(workdir: Path, experiment: str, n: int, address: str | None, threads: int):
+    try:
+        import ray
+    except ImportError:
+        raise ActlabError("--ray needs Ray: pip install 'actlab[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else n, include_dashboard=False,
+                 log_to_driver=False, ignore_reinit_error=True)
+    task = ray.remote(num_cpus=1)(worker_main)
+    refs = [task.remote(str(workdir), experiment, threads) for _ in range(n)]
+    try:
+        yield lambda: bool(ray.wait(refs, num_returns=len(refs), timeout=0)[1])
+        ray.get(refs)  # a task's error surfaces here
+    finally:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+def _drive(store: RunStore, experiment: str, total: int, progress: bool, backend) -> None:
+    """Wait for the workers, showing runs done, running and left."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task(experiment, total=total)
+        gen = iter(backend)
+        working = next(gen)
+        try:
+            while store.open_runs(experiment) and working():
+                c = store.counts(experiment)
+                done = c["done"] + c["diverged"] + c["failed"]
+                bar.update(task, completed=done,
+                           description=f"{experiment}: {done} done, {c['running']} running, {c['pending']} left")
+                time.sleep(0.5)
+            c = store.counts(experiment)
+            bar.update(task, completed=c["done"] + c["diverged"] + c["failed"])
+            next(gen, None)
+        finally:
+            gen.close()
+    if store.open_runs(experiment):
+        raise ActlabError(f"{store.open_runs(experiment)} runs of {experiment} are unfinished: the workers stopped; "
+                          "run the same command again to continue")
+
+
+def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) -> int:
+    rid, run = claim.run_id, claim.config
     torch.manual_seed(run["seed"])
     model = make_model(run["model"], data.input_shape, data.num_classes, run["activation"])
     info = {"dataset_description": data.description, "params": count_parameters(model)}
@@ -75,13 +203,13 @@ def _one_run(store: RunStore, experiment: str, run: dict, data, on_batch) -> Non
     try:
         result = train_run(model, data, TrainConfig(**run["train"]), on_epoch=on_epoch, on_batch=on_batch)
     except Exception as exc:  # noqa: BLE001 — a broken run must not stop the grid
-        store.finish_run(rid, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-        return
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        return int(store.finish_run(rid, "failed", error=error, claim=claim))
     finally:
         tb.close()
     store.put_artifact(rid, "curves_after", activation_curves(model))
     info["train_time"] = result.train_time
-    if result.status == "done":  # saved before the run is marked finished, so a kill cannot lose it
+    if result.status == "done" and store.holds(claim):  # saved before the run is marked finished
         torch.save(model.state_dict(), checkpoint_path(store.workdir, rid))
-    store.finish_run(rid, result.status, test=result.test, diverged_epoch=result.diverged_epoch, info=info)
-
+    return int(store.finish_run(rid, result.status, test=result.test, diverged_epoch=result.diverged_epoch,
+                                info=info, claim=claim))

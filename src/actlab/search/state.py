@@ -25,7 +25,6 @@ import os
 import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actlab.errors import ActlabError
 from actlab.search.space import DEFAULT_SCHEMAS, SearchSpace, enumerate_space
+from actlab.store.lease import lost, worker_id  # noqa: F401 - worker_id: part of this module's API
 from actlab.store.runstore import DB_NAME, FINISHED, immediate_transaction
 
 STATUSES = ("pending", "running", "done", "failed", "diverged")
@@ -91,20 +91,6 @@ class Outcome:
     train_time: float = 0.0
     diverged_epoch: int | None = None
     error: str | None = None
-
-
-def worker_id(kind: str = "worker") -> str:
-    return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 class SearchState:
@@ -225,8 +211,7 @@ class SearchState:
                               " ORDER BY queued").fetchall()
             for r in rows:
                 if r["status"] == "running":
-                    lost = r["lease"] < now or (r["host"] == host and not _pid_alive(r["pid"]))
-                    if not lost:
+                    if not lost(r, now, host):
                         continue
                     if r["attempts"] >= s.max_attempts:
                         db.execute("UPDATE search_functions SET status='failed', error=?, lease=NULL, updated=?,"

@@ -22,6 +22,7 @@ from actlab.data import load_dataset_spec
 from actlab.models import make_model
 from actlab.search.fisher import fisher_features
 from actlab.search.state import Claim, Outcome, SearchSettings, SearchState, worker_id
+from actlab.store import lease
 from actlab.train import TrainConfig, train_run
 
 Evaluator = Callable[[str, SearchSettings], Outcome]
@@ -67,37 +68,31 @@ def evaluate(expr: str, settings: SearchSettings, evaluator: Evaluator) -> Outco
 @contextmanager
 def heartbeat(workdir: Path, claim: Claim, interval: float):
     """Renew ``claim``'s lease from a thread (with its own connection) while the body runs."""
-    stop = threading.Event()
+    held: list[SearchState] = []
 
-    def beat() -> None:
-        state = SearchState(workdir)
-        try:
-            while not stop.wait(interval) and state.heartbeat(claim):
-                pass
-        finally:
-            state.close()
+    def renew() -> bool:
+        if not held:
+            held.append(SearchState(workdir))
+        return held[0].heartbeat(claim)
 
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
+    with lease.heartbeat(renew, interval, close=lambda: held and held[0].close()):
         yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def work(workdir: str | Path, evaluator: Evaluator = train_function, *, worker: str | None = None,
-         stop: threading.Event | None = None, max_tasks: int | None = None, poll_s: float = 0.2) -> int:
+         stop: threading.Event | None = None, max_tasks: int | None = None, poll_s: float = 0.2,
+         alive: Callable[[], bool] | None = None) -> int:
     """Claim and evaluate queued functions; returns how many this worker recorded.
 
     Without ``stop`` the worker returns when nothing is left to claim; with it,
-    it waits for more work until ``stop`` is set.
+    it waits for more work until ``stop`` is set. It also returns as soon as
+    ``alive()`` is False (a spawned worker whose driver died).
     """
     state = SearchState(workdir)
     worker = worker or worker_id()
     recorded = 0
     try:
-        while max_tasks is None or recorded < max_tasks:
+        while (max_tasks is None or recorded < max_tasks) and (alive is None or alive()):
             claim = state.claim(worker)
             if claim is None:
                 if stop is None or stop.is_set():
@@ -115,7 +110,7 @@ def work(workdir: str | Path, evaluator: Evaluator = train_function, *, worker: 
 def worker_main(workdir: str, evaluator: Evaluator, stop, threads: int = 1) -> None:
     """Entry point of a spawned worker process."""
     torch.set_num_threads(threads)
-    work(workdir, evaluator, stop=stop)
+    work(workdir, evaluator, stop=stop, alive=lease.parent_watch())
 
 
 def compute_features(state: SearchState, names: Sequence[str] | None = None, *, progress: bool = True,
