@@ -31,6 +31,7 @@ import torch
 
 from actlab.annealing.report import curves_figure, with_site_means
 from actlab.experiments import grid, parse_config, run_experiment, run_rows
+from actlab.experiments.compare import compare
 from actlab.plots import youden_from_results
 from actlab.store import RunStore, run_id
 
@@ -127,20 +128,27 @@ def summarise(runs: list[dict]) -> list[dict]:
             "train_time_range": [min((r["train_time"] for r in done), default=math.nan),
                                  max((r["train_time"] for r in done), default=math.nan)],
         })
+    tests = _compare(runs)
     for row in out:
-        base = next((b for b in out if (b["setting"], b["lr"], b["schedule"]) == (row["setting"], row["lr"], BASELINE)),
-                    None)
-        row["vs_relu"] = "baseline" if row["schedule"] == BASELINE else _compare(row, base)
+        c = tests.get((row["setting"], row["lr"], row["schedule"]))
+        row["vs_relu"] = "baseline" if row["schedule"] == BASELINE else _label(c)
+        if c is not None:
+            row |= {"diff_pp": 100 * c.diff, "ci_pp": [100 * c.ci_low, 100 * c.ci_high], "p_holm": c.p_holm}
     return out
 
 
-def _compare(row: dict, base: dict | None) -> str:
-    """helped / hurt when the mean ± std intervals of test accuracy do not overlap, else no difference."""
-    if base is None or math.isnan(row["test_acc_mean"]) or math.isnan(base["test_acc_mean"]):
+def _compare(runs: list[dict]) -> dict:
+    """Each schedule against ReLU per (setting, lr): seed-paired t-tests, Holm-corrected (actlab compare)."""
+    rows = [{"experiment": r["setting"], "dataset": r["lr"], "model": "", "activation": r["schedule"],
+             "seed": r["seed"], "status": r["status"], "test_acc": r["test_acc"]} for r in runs]
+    return {(c.experiment, c.dataset, c.activation): c for c in compare(rows, baseline=BASELINE)}
+
+
+def _label(c) -> str:
+    if c is None:
         return "n/a"
-    lo, hi = row["test_acc_mean"] - row["test_acc_std"], row["test_acc_mean"] + row["test_acc_std"]
-    base_lo, base_hi = base["test_acc_mean"] - base["test_acc_std"], base["test_acc_mean"] + base["test_acc_std"]
-    return "helped" if lo > base_hi else "hurt" if hi < base_lo else "no difference"
+    return {"better than the baseline": "helped", "worse than the baseline": "hurt"}.get(
+        c.verdict, "no difference" if c.test != "none" else "too few seeds")
 
 
 def _pm(mean: float, std: float) -> str:
@@ -153,7 +161,7 @@ def _epochs(values: list) -> str:
 
 def verdict(summary: list[dict], settings: tuple[Setting, ...]) -> str:
     """One paragraph, built from the comparisons in ``summary``."""
-    sentences, counts = [], {"helped": 0, "hurt": 0, "no difference": 0}
+    sentences, counts = [], {"helped": 0, "hurt": 0, "no difference": 0, "too few seeds": 0}
     targets = {s.name: s.target for s in settings}
     for setting, lr in dict.fromkeys((r["setting"], r["lr"]) for r in summary):
         cell = [r for r in summary if (r["setting"], r["lr"]) == (setting, lr)]
@@ -164,7 +172,8 @@ def verdict(summary: list[dict], settings: tuple[Setting, ...]) -> str:
                 continue
             counts[r["vs_relu"]] = counts.get(r["vs_relu"], 0) + 1
             diverged = f", {r['diverged']} diverged" if r["diverged"] else ""
-            parts.append(f"{r['schedule']} {r['vs_relu']} ({_pm(r['test_acc_mean'], r['test_acc_std'])}{diverged})")
+            p = f", p {r['p_holm']:.2g}" if r.get("p_holm") == r.get("p_holm") and "p_holm" in r else ""
+            parts.append(f"{r['schedule']} {r['vs_relu']} ({_pm(r['test_acc_mean'], r['test_acc_std'])}{diverged}{p})")
         always = [r for r in cell if r["epochs_to_target"] and all(e is not None for e in r["epochs_to_target"])]
         best = min((statistics.fmean(r["epochs_to_target"]) for r in always), default=None)
         fastest = [r["schedule"] for r in always if statistics.fmean(r["epochs_to_target"]) == best]
@@ -176,12 +185,13 @@ def verdict(summary: list[dict], settings: tuple[Setting, ...]) -> str:
                          + ", ".join(parts) + speed + ".")
     total = sum(counts.values())
     overall = (f"Of {total} comparisons with the ReLU baseline, annealing helped in {counts['helped']}, "
-               f"hurt in {counts['hurt']} and made no difference in {counts['no difference']}")
+               f"hurt in {counts['hurt']} and made no clear difference in {counts['no difference']}"
+               + (f" ({counts['too few seeds']} had too few seeds to test)" if counts.get("too few seeds") else ""))
     seeds = max((r["runs"] for r in summary), default=0)
-    caveat = ("with one seed the std is 0, so this is no test at all" if seeds < 2 else
-              f"with {seeds} seeds this is a coarse test")
-    return (overall + f" (helped / hurt: the mean ± std intervals of test accuracy over seeds do not overlap; "
-            f"{caveat}). " + " ".join(sentences))
+    caveat = ("with one seed nothing can be tested" if seeds < 2 else
+              f"with {seeds} seeds only large differences reach significance")
+    return (overall + " (helped / hurt: a seed-paired t-test of test accuracy against ReLU, Holm-corrected over "
+            f"the schedules of each model and learning rate, p < 0.05; {caveat}). " + " ".join(sentences))
 
 
 def write_markdown(summary: list[dict], settings: tuple[Setting, ...], text: str, seconds: float) -> str:
@@ -246,7 +256,11 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="default bench/results (quick: the work directory)")
     # one thread: these models are small, and more threads only contend on a shared CPU
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--analyse", action="store_true",
+                        help="recompute the summary and verdict from the committed annealing.json (no training)")
     args = parser.parse_args()
+    if args.analyse:
+        return reanalyse(args.results or Path("bench/results"))
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else FULL
     workdir = args.workdir or Path("bench/out/annealing" + ("_quick" if args.quick else ""))
@@ -265,6 +279,18 @@ def main() -> None:
         {"settings": [asdict(s) for s in settings], "lrs": args.lrs, "schedules": {s.name: schedules(s.period) for s in settings},
          "train_seconds": seconds, "summary": summary, "verdict": text, "runs": public}, indent=1))
     markdown = write_markdown(summary, settings, text, seconds)
+    (results / "annealing.md").write_text(markdown)
+    print(markdown)
+
+
+def reanalyse(results: Path) -> None:
+    """The summary, verdict and table again from the runs stored in annealing.json."""
+    stored = json.loads((results / "annealing.json").read_text())
+    settings = tuple(Setting(**(s | {"seeds": tuple(s["seeds"])})) for s in stored["settings"])
+    summary = summarise(stored["runs"])
+    text = verdict(summary, settings)
+    (results / "annealing.json").write_text(json.dumps(stored | {"summary": summary, "verdict": text}, indent=1))
+    markdown = write_markdown(summary, settings, text, stored["train_seconds"])
     (results / "annealing.md").write_text(markdown)
     print(markdown)
 
