@@ -33,6 +33,7 @@ import actlab
 from actlab.activations import canonical
 from actlab.data import load_dataset_spec
 from actlab.experiments import parse_config, run_experiment
+from actlab.experiments.compare import compare
 from actlab.experiments.compressed import compress_run
 from actlab.experiments.runs import checkpoint_path
 from actlab.store import RunStore
@@ -131,7 +132,19 @@ def summarize(rows: list[dict], test_sizes: dict[str, int], goal_pp: float = GOA
             "mean_delta_pp": mean_delta, "max_abs_delta_pp": max(abs(d) for d in deltas),
             "goal_met": abs(mean_delta) <= goal_pp + 1e-9,
         })
+    tests = _paired(rows)
+    for row in out:
+        c = tests[(row["experiment"], row["activation"])]
+        row |= {"delta_ci_pp": [100 * c.ci_low, 100 * c.ci_high], "p": c.p, "test": c.test}
     return out
+
+
+def _paired(rows: list[dict]) -> dict:
+    """Compressed against original test accuracy, seed-paired (actlab compare), per (experiment, activation)."""
+    flat = [{"experiment": r["experiment"], "dataset": r["activation"], "model": "", "activation": kind,
+             "seed": r["seed"], "status": "done", "test_acc": r[f"{kind}_acc"]}
+            for r in rows for kind in ("original", "compressed")]
+    return {(c.experiment, c.dataset): c for c in compare(flat, baseline="original")}
 
 
 def site_errors(rows: list[dict]) -> list[dict]:
@@ -165,12 +178,12 @@ def markdown(result: dict) -> str:
                      f"(1 sample = {100 / s['test_size']:.3g} pp)")
     lines += ["", f"Seeds: {result['seeds']}. Goal: |mean change| <= {GOAL_PP} pp.", "",
               "| dataset | activation | seeds | original test acc % | compressed test acc % | mean change pp "
-              "| max abs change pp | goal |", "|---|---|---|---|---|---|---|---|"]
+              "| 95 % CI (paired t) | p | max abs change pp | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in result["summary"]:
         lines.append(f"| {s['experiment'].removeprefix('accuracy_')} | {s['activation']} | {s['seeds']} | "
                      f"{100 * s['original_mean']:.2f} ± {100 * s['original_std']:.2f} | "
                      f"{100 * s['compressed_mean']:.2f} ± {100 * s['compressed_std']:.2f} | "
-                     f"{s['mean_delta_pp']:+.3f} | {s['max_abs_delta_pp']:.3f} | "
+                     f"{s['mean_delta_pp']:+.3f} | {_ci(s)} | {_p(s)} | {s['max_abs_delta_pp']:.3f} | "
                      f"{'met' if s['goal_met'] else 'missed'} |")
     met = sum(s["goal_met"] for s in result["summary"])
     lines += ["", f"Goal met for {met} of {len(result['summary'])} (dataset, activation) pairs.", "",
@@ -196,6 +209,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ci(s: dict) -> str:
+    lo, hi = s["delta_ci_pp"]
+    return "—" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def _p(s: dict) -> str:
+    return "— (no spread)" if s["p"] != s["p"] else f"{s['p']:.2g}"
+
+
 def quick_source(workdir: Path) -> Path:
     """A tiny store of its own: moons, one seed, 2 epochs, every learned family."""
     cfg = parse_config({"name": "accuracy_moons", "datasets": ["moons"], "models": ["mlp(widths=[8,8])"],
@@ -212,7 +234,17 @@ def main() -> None:
     parser.add_argument("--wait", action="store_true", help="poll until every learned run of the source is finished")
     parser.add_argument("--poll", type=float, default=120.0, help="seconds between polls with --wait")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--analyse", action="store_true",
+                        help="recompute the summary from the committed compress_accuracy.json (no training)")
     args = parser.parse_args()
+    if args.analyse:
+        path = OUT / "results" / "compress_accuracy.json"
+        result = json.loads(path.read_text())
+        sizes = {s["experiment"]: s["test_size"] for s in result["summary"]}
+        result["summary"] = summarize(result["runs"], sizes)
+        path.write_text(json.dumps(result, indent=2))
+        (OUT / "results" / "compress_accuracy.md").write_text(markdown(result))
+        return print(markdown(result))
     torch.set_num_threads(args.threads)
     assert actlab.ACTIVATIONS  # registers every family
     workdir = args.workdir / ("quick" if args.quick else "full")
