@@ -1,9 +1,10 @@
-"""Fused CPU kernels for slaf, spline and rational (``_kernels*.cpp``).
+"""Fused CPU kernels for slaf, spline, rational and subnet (``_kernels*.cpp``).
 
 The PyTorch paths in ``_autograd`` make 15-60 passes over memory per
-forward + backward; these kernels make one pass forward (read x, write y) and
-one backward (read x and g, write grad_input, sum the parameter gradients per
-channel on the way, in double). They run for float32 CPU tensors with a
+forward + backward (subnet's broadcast path writes H-wide tensors); these
+kernels make one pass forward (read x, write y) and one backward (read x and
+g, write grad_input, sum the parameter gradients per channel on the way, in
+double). They run for float32 CPU tensors with a
 contiguous input; everything else (float64, so that ``gradcheck`` keeps
 testing the reference, CUDA, strided inputs, ``ACTLAB_KERNELS=0``, a failed
 build, slaf's ``standardize``) takes the PyTorch path.
@@ -61,9 +62,19 @@ def _register_fakes() -> None:
     def _(g, x, a, b):
         return torch.empty_like(x), torch.empty_like(a), torch.empty_like(b)
 
+    @torch.library.register_fake(lib + "subnet_fwd")
+    def _(x, w_in, b_in, w_out, b_out, act):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(lib + "subnet_bwd")
+    def _(g, x, w_in, b_in, w_out, b_out, act):
+        return (torch.empty_like(x), torch.empty_like(w_in), torch.empty_like(b_in), torch.empty_like(w_out),
+                torch.empty_like(b_out))
+
 
 _HERE = Path(__file__).parent
-LIBRARY = _cpp.CppLibrary("actlab_learnable", [_HERE / f"_kernels_{family}.cpp" for family in ("slaf", "spline", "rational")],
+_FAMILIES = ("slaf", "spline", "rational", "subnet")
+LIBRARY = _cpp.CppLibrary("actlab_learnable", [_HERE / f"_kernels_{family}.cpp" for family in _FAMILIES],
                           on_load=_register_fakes)
 
 
@@ -152,3 +163,12 @@ def rational_forward(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 def rational_backward(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return torch.ops.actlab_learnable.rational_bwd(g.contiguous(), x, a, b)
+
+
+def subnet_forward(x: Tensor, w_in: Tensor, b_in: Tensor, w_out: Tensor, b_out: Tensor, act: int) -> Tensor:
+    return torch.ops.actlab_learnable.subnet_fwd(x, w_in, b_in, w_out, b_out, act)
+
+
+def subnet_backward(g: Tensor, x: Tensor, w_in: Tensor, b_in: Tensor, w_out: Tensor, b_out: Tensor,
+                    act: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return torch.ops.actlab_learnable.subnet_bwd(g.contiguous(), x, w_in, b_in, w_out, b_out, act)

@@ -6,7 +6,9 @@ with the model, as in "network in network" activations. The first layer is a
 broadcast ``x[..., None] * w + b`` rather than an ``nn.Linear`` on a reshaped
 (N*C*H*W, 1) tensor, which avoids a copy and handles per-channel weights for
 free. Plain autograd: the hidden activations (H per element) are saved, so a
-site costs about ``H + 1`` input-sized tensors of training memory.
+site costs about ``H + 1`` input-sized tensors of training memory. One hidden
+layer of tanh or relu units (up to 64) runs as a fused C++ kernel instead where
+the kernels can (``_autograd_subnet``), saving only the input.
 Scriptable with ``torch.jit.script`` when ``inner`` is.
 """
 
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 
 from actlab.activations.flops import TRANSCENDENTAL, flops_per_element
 from actlab.activations.learnable import _fit
+from actlab.activations.learnable._autograd_subnet import SubnetFn, fused_act, takes
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import units
 from actlab.activations.registry import make_activation, register_activation
@@ -55,6 +58,10 @@ class Subnet(LearnableActivation):
         return subnet_flops(self.hidden, self.depth, flops_per_element(self.inner))
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():  # the fused kernel (depth 1, tanh or relu); TorchScript skips this
+            act = fused_act(self.inner_spec, self.depth, self.hidden)
+            if act is not None and takes(x, self.n_units, self.w_in, self.b_in, self.w_out, self.b_out):
+                return SubnetFn.apply(x, self.w_in, self.b_in, self.w_out, self.b_out, act)
         if self.n_units == 1:
             h = self.inner(torch.addcmul(self.b_in[0], x.unsqueeze(-1), self.w_in[0]))
             for i in range(self.depth - 1):
