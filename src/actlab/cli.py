@@ -55,10 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run an experiment grid from a TOML config")
-    p.add_argument("config")
+    p.add_argument("config", help="a TOML experiment file")
     p.add_argument("--workdir", help="where the run store goes (default runs/<name>)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--no-report", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-report", action="store_true", help="skip writing report.html")
     p.add_argument("--workers", type=int, default=0, help="worker processes training runs in parallel (default 0: "
                    "train in this process)")
     p.add_argument("--ray", action="store_true", help="train runs as Ray tasks (a local Ray instance)")
@@ -67,30 +67,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_run)
 
     p = sub.add_parser("results", help="print the results table of a work directory and write CSV")
-    p.add_argument("workdir")
+    p.add_argument("workdir", help="a work directory with a run store")
     p.add_argument("--csv", help="also write the summary table here")
     p.set_defaults(fn=_results)
 
     p = sub.add_parser("report", help="write report.html for a work directory")
-    p.add_argument("workdir")
+    p.add_argument("workdir", help="a work directory with a run store")
     p.set_defaults(fn=_report)
 
     p = sub.add_parser("demo", help="the main job: MNIST-10k CNN with fixed, learned and annealed activations")
-    p.add_argument("--workdir", default="demo_out")
+    p.add_argument("--workdir", default="demo_out", help="where the demo's runs and report go")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the config's)")
     p.add_argument("--config", help="another experiment file to run as the demo (default: the demo's grid)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(fn=_demo)
 
     p = sub.add_parser("list", help="list registered names (activations, operators, datasets, ...)")
-    p.add_argument("kind", nargs="?")
+    p.add_argument("kind", nargs="?", help="one registry (activations, operators, datasets, ...); default: all")
     p.set_defaults(fn=_list)
 
     add_plot_command(sub)
     add_compare_command(sub)
     add_compress_command(sub)
     add_search_command(sub)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command's help lists each option's default after its help text."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _show_defaults(child)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,8 @@ def add_plot_command(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--key", default="val_acc",
                    help="a per-epoch key (val_acc, train_loss, ...), or theta_deg / t: their mean over "
                         "activation sites (default: val_acc)")
-    c.add_argument("--band", choices=("minmax", "std"), default="minmax")
+    c.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                   help="the band around the mean over seeds: min to max, or ± one std")
     c.set_defaults(fn=_curves)
 
 
