@@ -123,3 +123,25 @@ def test_ray_tasks_train_the_grid_once_each(tmp_path):
     run_experiment(cfg, tmp_path, progress=False, workers=2, ray=True).close()
     results = _results(tmp_path)
     assert len(results) == 4 and all(s == "done" for s, _, _ in results.values())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killing_a_worker_mid_grid_loses_nothing_and_its_run_is_retried_once(tmp_path):
+    spec = SPEC | {"activations": ["relu", "tanh", "sigmoid"], "seeds": [0, 1, 2], "epochs": 30}
+    (tmp_path / "c.toml").write_text("\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in spec.items()))
+    cmd = [sys.executable, "-m", "actlab.cli", "run", str(tmp_path / "c.toml"), "--workdir", str(tmp_path / "w"),
+           "--workers", "2", "--no-progress", "--no-report"]
+    driver = subprocess.Popen(cmd, env=os.environ | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_workers_of(driver.pid)) < 2:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    os.kill(_workers_of(driver.pid)[0], signal.SIGKILL)
+    assert driver.wait(timeout=600) == 0
+    store = RunStore(tmp_path / "w")
+    runs = store.runs()
+    attempts = [r["attempts"] for r in runs]
+    store.close()
+    assert len(runs) == 9 and all(r["status"] == "done" for r in runs)
+    assert sum(attempts) <= 10  # the killed worker's run, at most, was trained a second time
