@@ -4,9 +4,13 @@ The public API; everything else is internal machinery.
 """
 
 from actlab import annealing  # noqa: F401  (registers theta_relu and anneal)
-from actlab.activations import ACTIVATIONS, Site, activation_factory, canonical, make_activation
+from actlab.activations import (
+    ACTIVATIONS, Site, activation_factory, canonical, make_activation, register_activation,
+)
 from actlab.annealing import SCHEDULES, make_schedule
+from actlab.activations.convert import ConvertedSite, convert
 from actlab.compress import compress_model, model_cost, snap_module
+from actlab.compress.saving import load, save
 from actlab.data import DATASETS, DatasetSplits, dataset_names, load_dataset
 from actlab.errors import ActlabError, SpecError, UnknownNameError
 from actlab.experiments import ExperimentConfig, load_config, run_experiment, write_report
@@ -31,11 +35,14 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "UnknownNameError",
+    "ConvertedSite",
     "activation_factory",
     "canonical",
     "compress_model",
+    "convert",
     "count_parameters",
     "evaluate",
+    "load",
     "load_config",
     "dataset_names",
     "enumerate_space",
@@ -46,7 +53,9 @@ __all__ = [
     "make_activation",
     "make_model",
     "run_experiment",
+    "register_activation",
     "run_search",
+    "save",
     "snap_module",
     "train_run",
     "write_report",

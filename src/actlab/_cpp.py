@@ -48,6 +48,16 @@ _ISA_FLAGS = {
 }
 
 
+def assume_constant_result(fn: Callable) -> Callable:
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo`` (~2 s) at import time.
+
+    Dynamo's decorator only sets this marker, which it reads when it traces a call;
+    ``tests/test_startup.py`` checks that the two agree.
+    """
+    fn._dynamo_marked_constant = True
+    return fn
+
+
 def kernels_enabled() -> bool:
     """Whether compiled kernels may run (``ACTLAB_KERNELS`` unset or not 0/false/off/no)."""
     return _enabled

@@ -19,19 +19,22 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from actlab.errors import ActlabError
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not with actlab (~0.6 s)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.5, 5.0)) -> Axes:
     if ax is not None:
         return ax
+    from matplotlib.figure import Figure
+
     # a bare Figure, not pyplot: no global state, no GUI backend; savefig renders with Agg
     return Figure(figsize=figsize).add_subplot()
 
@@ -118,6 +121,8 @@ def curves_plot(
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(key)
     if title:
@@ -130,6 +135,8 @@ def curves_plot(
 def activation_shapes(before: dict, after: dict, title: str = "", ax: Axes | None = None) -> Figure:
     """Each site's activation before (dashed) and after training (solid), with a per-channel band."""
     ax = _axes(ax, (6.0, 4.0))
+    import matplotlib
+
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, site in enumerate(after or before):
         color = colors[i % len(colors)]
@@ -185,6 +192,8 @@ def youden_plot(
     groups: dict[str, list[Mapping[str, object]]] = {}
     for p in points:
         groups.setdefault(str(p.get("group", p.get("schedule", ""))), []).append(p)
+    import matplotlib
+
     colours = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
     for i, (group, members) in enumerate(groups.items()):
         xs = [float(p["x"]) for p in members]

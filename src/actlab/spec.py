@@ -161,10 +161,22 @@ class _Parser:
         args.append(self.value())
 
 
+MAX_LENGTH = 10_000  # characters; the search grammar's largest expressions are ~200
+MAX_NESTING = 100  # brackets deep; the parser recurses once per level, Python stops near 1,000
+
+
 def parse(text: str) -> Node:
     """Parse a spec string into a tree; raises :class:`SpecError` with the position."""
     if not isinstance(text, str) or not text.strip():
         raise SpecError("empty activation spec")
+    if len(text) > MAX_LENGTH:
+        raise SpecError(f"spec of {len(text)} characters; the limit is {MAX_LENGTH}")
+    depth = deepest = 0
+    for ch in text:
+        depth += (ch in "([") - (ch in ")]")
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        raise SpecError(f"spec nests {deepest} brackets deep; the limit is {MAX_NESTING}")
     return _Parser(text).parse()
 
 

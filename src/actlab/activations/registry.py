@@ -32,12 +32,77 @@ class ActivationFactory(Protocol):
 ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
 
 
-def register_activation(name: str, *aliases: str) -> Callable[[ActivationFactory], ActivationFactory]:
-    """Decorator: make ``factory(site, **kwargs)`` available by name."""
-    return ACTIVATIONS.register(name, *aliases)
+def register_activation(name: str, *aliases: str) -> Callable:
+    """Decorator: make an activation available by name in every spec (models, convert, search, CLI).
+
+    Decorate either
+
+    * a factory ``factory(site=None, /, **options) -> nn.Module``: ``site``
+      (:class:`Site`, or None outside a model) gives the width, for a learnable
+      family that keeps parameters per channel; or
+    * an ``nn.Module`` class: its ``__init__`` keyword arguments are the spec's
+      options, and it receives ``site=`` too when it has such a parameter.
+
+    ``forward`` must map a tensor elementwise to one tensor of the same shape.
+    A learnable family may subclass :class:`~actlab.activations.learnable.LearnableActivation`
+    for curves and initial fits. Options are checked against the signature, so
+    ``name(typo=1)`` fails with the valid names. The name must be new.
+
+    >>> @register_activation("shifted_relu")
+    ... def shifted_relu(site=None, /, shift: float = 0.5):
+    ...     return ShiftedReLU(shift)
+    """
+    def add(obj: Callable) -> Callable:
+        for key in (name, *aliases):
+            if not isinstance(key, str) or not key.isidentifier():
+                raise SpecError(f"an activation name must be an identifier, got {key!r}")
+            if key in ACTIVATIONS:
+                raise SpecError(f"activation name {key!r} is taken; choose another")
+        factory = _class_factory(obj) if isinstance(obj, type) and issubclass(obj, nn.Module) else obj
+        ACTIVATIONS.register(name, *aliases)(factory)
+        return obj
+
+    return add
+
+
+def _class_factory(cls: type[nn.Module]) -> ActivationFactory:
+    params = inspect.signature(cls).parameters
+    takes_site = "site" in params
+
+    def factory(site: Site | None = None, /, **kwargs: object) -> nn.Module:
+        return cls(site=site, **kwargs) if takes_site else cls(**kwargs)
+
+    # the spec's options are the class's keyword arguments: _call_factory checks them
+    factory.__signature__ = inspect.Signature(
+        [inspect.Parameter("site", inspect.Parameter.POSITIONAL_ONLY, default=None)]
+        + [p for k, p in params.items() if k != "site"])
+    factory.__doc__ = cls.__doc__
+    return factory
+
+
+# The largest sizes a spec may ask for: beyond them a family is slower than useful, or the
+# request is a typo that would allocate terabytes (spline(knots=100000000)) or never finish.
+LIMITS = {"knots": 4096, "degree": 32, "hidden": 1024, "depth": 16, "num": 24, "den": 24}
+MAX_WIDTH = 1 << 20  # units of one site (channels or neurons)
+MAX_PARAMETERS = 1 << 26  # per activation module: units x per-unit size
+
+
+def _check_sizes(name: str, site: Site | None, kwargs: dict) -> None:
+    for key, limit in LIMITS.items():
+        value = kwargs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+            raise SpecError(f"{name}({key}={value}) is too large; the limit is {limit}")
+    width = 1 if site is None else site.num_features
+    if not 1 <= width <= MAX_WIDTH:
+        raise SpecError(f"a site of width {width}; it must be between 1 and {MAX_WIDTH}")
+    per_unit = max([int(v) for k, v in kwargs.items() if k in LIMITS and isinstance(v, int)] or [1])
+    if kwargs.get("sharing", "layer") != "layer" and width * per_unit > MAX_PARAMETERS:
+        raise SpecError(f"{name} with sharing={kwargs['sharing']} on a site of width {width} would hold "
+                        f"{width * per_unit} parameters; the limit is {MAX_PARAMETERS}: use sharing=layer")
 
 
 def _call_factory(name: str, factory: ActivationFactory, site: Site | None, kwargs: dict) -> nn.Module:
+    _check_sizes(name, site, kwargs)
     params = inspect.signature(factory).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     valid = [p for p in params if p != "site" and params[p].kind is not inspect.Parameter.POSITIONAL_ONLY]

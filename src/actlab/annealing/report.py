@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
 
 from actlab.errors import ActlabError
 from actlab.plots import curves_plot, figure_html, youden_from_results
 from actlab.store import RunStore
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not with actlab
+    from matplotlib.figure import Figure
 
 _ANNEALING = re.compile(r"\b(theta_relu|anneal)\b")
 SITE_MEANS = ("theta_deg", "t")
@@ -53,6 +56,8 @@ def curves_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]
     """
     keys = ["val_acc"] + [k for k in SITE_MEANS if any(k in rec for runs in histories.values()
                                                            for run in runs for rec in run)]
+    from matplotlib.figure import Figure  # here: import actlab must not load matplotlib
+
     fig = Figure(figsize=(5.5 * len(keys), 4.2))
     for i, key in enumerate(keys):
         having = {g: runs for g, runs in histories.items() if runs and all(run and key in run[0] for run in runs)}

@@ -16,10 +16,13 @@ from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivati
 from actlab.compress.record import InputSample, record_inputs
 from actlab.compress.spec import CompressSpec
 from actlab.compress.snap import Snap, SnappedActivation, snap, snap_module
-from actlab.compress.surgery import SiteReport, compress_model, format_report, is_compressible
+from actlab.compress.surgery import (
+    CompressReport, SiteReport, SkippedSite, compress_model, format_report, is_compressible,
+)
 from actlab.compress.target import Target
 
 __all__ = [
+    "CompressReport",
     "CompressSpec",
     "CubicActivation",
     "Fit",
@@ -27,6 +30,7 @@ __all__ = [
     "PWLActivation",
     "PolyActivation",
     "SiteReport",
+    "SkippedSite",
     "Snap",
     "SnappedActivation",
     "Target",

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
 from torch import Tensor, nn
 
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
@@ -105,6 +104,8 @@ def cubic_coefficients(target, lo: Tensor, hi: Tensor, knots: int) -> Tensor:
     to the range ends (natural ends would force f'' = 0 there).
     """
     y = target(_grid(lo, hi, knots)).numpy()
+    from scipy.interpolate import CubicSpline  # here: scipy.interpolate costs ~0.6 s at import
+
     spline = CubicSpline(np.arange(knots, dtype=np.float64), y, axis=1)
     c = torch.from_numpy(spline.c)  # (4, K-1, C): coefficients of t^3, t^2, t, 1
     return c.flip(0).permute(2, 1, 0).contiguous()

@@ -78,7 +78,8 @@ def record_inputs(
     for name, module in sites.items():
         if id(module) not in by_module:
             by_module[id(module)] = InputSample(max_samples, seed)
-            handles.append(module.register_forward_hook(_hook(by_module[id(module)])))
+            # a pre-hook: an inplace activation has already overwritten its input when a forward hook runs
+            handles.append(module.register_forward_pre_hook(_hook(by_module[id(module)])))
         samples[name] = by_module[id(module)]
     was_training = model.training
     model.eval()
@@ -94,7 +95,7 @@ def record_inputs(
 
 
 def _hook(sample: InputSample):
-    def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-        sample.add(inputs[0])
+    def hook(module: nn.Module, inputs: tuple) -> None:
+        sample.add(inputs[0].detach().clone())  # a copy: an inplace module overwrites it next
 
     return hook

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import least_squares
 from torch import Tensor, nn
 
 from actlab.activations import ops
@@ -139,6 +138,8 @@ def _refine(fn, xs, y, w, starts) -> tuple[float, np.ndarray]:
         _, a, d = _regress(z, y[None], w)
         r = (a[0, 0] * z[0] + d[0, 0] - y) * sw
         return r if np.all(np.isfinite(r)) else np.full_like(y, 1e6)
+
+    from scipy.optimize import least_squares  # here: scipy.optimize costs ~0.4 s at import
 
     def fit_from(start) -> tuple[float, np.ndarray]:
         with warnings.catch_warnings():

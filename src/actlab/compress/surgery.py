@@ -24,6 +24,7 @@ from actlab.activations.fixed import HardSigmoid
 from actlab.activations.sites import find_activations
 from actlab.compress.fit import DEFAULT_PERCENTILES, fit, fit_to_tolerance, input_range
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
+from actlab.compress.probe import first_inputs, not_elementwise
 from actlab.compress.record import record_inputs
 from actlab.compress.spec import CompressSpec
 from actlab.compress.target import Target, per_channel_width
@@ -58,6 +59,23 @@ class SiteReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SkippedSite:
+    """A site left as it was, and why (see :mod:`actlab.compress.probe`)."""
+
+    name: str
+    original: str
+    reason: str
+
+
+class CompressReport(list):
+    """The :class:`SiteReport` of each compressed site; ``skipped`` lists the sites left alone."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.skipped: list[SkippedSite] = []
+
+
 def _batches(calibration: Tensor | Iterable) -> list[Tensor]:
     if calibration is None:
         raise ActlabError("compress_model needs calibration data: a tensor or an iterable of input batches")
@@ -81,22 +99,31 @@ def compress_model(
     least_squares: bool = False,
     max_samples: int = 20_000,
     fast: str = "auto",
-) -> tuple[nn.Module, list[SiteReport]]:
+) -> tuple[nn.Module, CompressReport]:
     """A copy of ``model`` with every selected activation replaced by a compressed form.
 
     ``method`` "pwl" (lookup table) and "cubic" take ``knots``, "poly" takes
     ``degree``; or give ``tolerance`` (max error over the range) to get the
     smallest size meeting it. The range of each site is the ``percentiles`` of
     its inputs on ``calibration``. ``skip(name, module)`` excludes sites.
+    Sites that are not elementwise, shape-keeping and nonlinear on the
+    calibration data (GLU, Softmax, a LayerScale) are left alone and listed in
+    the report's ``skipped`` with the reason (:mod:`actlab.compress.probe`).
     Returns the new model (the original is untouched) and a report per site.
     """
     spec = CompressSpec.of(method, knots, degree, tolerance)
     batches = _batches(calibration)
     new = copy.deepcopy(model)
     chosen = {n: m for n, m in find_activations(new).items() if select(m) and not (skip and skip(n, m))}
+    reports = CompressReport()
+    probes = first_inputs(new, chosen, batches[0])
+    for name, module in list(chosen.items()):
+        reason = "not called on the calibration data" if name not in probes else not_elementwise(module, probes[name])
+        if reason is not None:
+            reports.skipped.append(SkippedSite(name, type(module).__name__, reason))
+            del chosen[name]
     samples = record_inputs(new, chosen, batches, max_samples=max_samples)
     done: dict[int, tuple[nn.Module, SiteReport]] = {}
-    reports = []
     for name, module in chosen.items():
         if id(module) not in done:
             done[id(module)] = _compress_site(name, module, samples[name], spec,
@@ -136,4 +163,6 @@ def format_report(reports: list[SiteReport]) -> str:
         weighted = "-" if r.weighted_error is None else f"{r.weighted_error:.2e}"
         lines.append(f"| {r.name or '(model)'} | {r.original} | {r.method} | {r.size} | {r.channels} | "
                      f"[{r.lo:.3g}, {r.hi:.3g}] | {r.max_error:.2e} | {weighted} |")
+    for s in getattr(reports, "skipped", []):
+        lines.append(f"| {s.name or '(model)'} | {s.original} | skipped: {s.reason} | - | - | - | - | - |")
     return "\n".join(lines)

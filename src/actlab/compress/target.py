@@ -57,4 +57,10 @@ def per_channel_width(module: nn.Module, width: int, ndim: int) -> int:
     values = Target(module, width, ndim)(xs.expand(width, -1).double())
     spread = (values - values[:1]).abs().nan_to_num(0.0).max()
     scale = values.abs().nan_to_num(0.0).max()
-    return width if bool(spread > 1e-6 * (1.0 + scale)) else 1
+    if bool(spread > 1e-6 * (1.0 + scale)):
+        return width
+    try:  # equal channels (e.g. untrained ones) of a module that still needs its full width
+        Target(module, 1, ndim)(xs[None].double())
+    except RuntimeError:
+        return width
+    return 1

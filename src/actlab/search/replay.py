@@ -15,14 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from actlab.errors import ActlabError
 from actlab.search.space import SearchSpace
 from actlab.search.surrogate import FeatureInput, make_surrogate
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not with actlab
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 BASELINES = ("elu", "relu", "selu", "sigmoid", "softplus", "softsign", "swish", "tanh")
 
@@ -156,6 +159,8 @@ def replay(features: FeatureInput, scores: Sequence[float], start: Sequence[int]
 def plot_replay(result: ReplayResult, ax: Axes | None = None) -> Figure:
     """Best-so-far score against evaluations, mean +- std over seeds, with the top-fraction line."""
     if ax is None:
+        from matplotlib.figure import Figure  # here: import actlab must not load matplotlib
+
         ax = Figure(figsize=(5, 3.5)).subplots()
     for label, c in (("surrogate", result.surrogate), ("random", result.random)):
         steps = np.arange(1, c.best.shape[1] + 1)

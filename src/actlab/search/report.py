@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import html
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from actlab.errors import ActlabError
 from actlab.plots import figure_html, legend
@@ -24,10 +23,16 @@ from actlab.search.state import SearchState
 from actlab.search.surrogate import make_surrogate
 from actlab.store import RunStore
 
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not with actlab
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 EMBEDDING = "umap"  # or "pca": no numba compilation, for quick reports and tests
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5, 3.5)) -> Axes:
+    from matplotlib.figure import Figure  # here: import actlab must not load matplotlib
+
     return Figure(figsize=size).subplots() if ax is None else ax
 
 

@@ -24,12 +24,6 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.stats import spearmanr
-from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-from sklearn.neighbors import KNeighborsRegressor
 
 from actlab._registry import Registry
 from actlab.errors import ActlabError
@@ -102,6 +96,8 @@ class Surrogate:
             raise ActlabError("evaluated indices must be distinct and their scores finite")
         with warnings.catch_warnings():
             # a GP hyper-parameter at its bound is expected (e.g. no noise in a table)
+            from sklearn.exceptions import ConvergenceWarning  # sklearn loads on first use, not with actlab
+
             warnings.simplefilter("ignore", ConvergenceWarning)
             self._model = self._regressor(len(idx)).fit(emb[idx], y)
         return self
@@ -119,10 +115,14 @@ class _KNNMixin:
         if self.k > num_evaluated:
             raise ActlabError(
                 f"k={self.k} neighbours need at least {self.k} evaluated functions, got {num_evaluated}")
+        from sklearn.neighbors import KNeighborsRegressor
+
         return KNeighborsRegressor(n_neighbors=self.k)
 
 
 def _pca(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
     n = min(n_components, *x.shape)
     return PCA(n_components=n, svd_solver="full", random_state=seed).fit_transform(x)
 
@@ -177,6 +177,9 @@ class PCAGP(Surrogate):
     def _regressor(self, num_evaluated: int) -> GaussianProcessRegressor:
         if num_evaluated < 2:
             raise ActlabError(f"the GP surrogate needs at least 2 evaluated functions, got {num_evaluated}")
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
         kernel = ConstantKernel() * RBF(1.0) + WhiteKernel(1e-2)
         return GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=self.restarts,
                                         random_state=self.seed)
@@ -201,6 +204,8 @@ def spearman(pred: Sequence[float], true: Sequence[float]) -> float:
     """Spearman rank correlation (scipy); 0 when either side is constant (no ranking at all)."""
     if np.ptp(np.asarray(pred, dtype=float)) == 0 or np.ptp(np.asarray(true, dtype=float)) == 0:
         return 0.0
+    from scipy.stats import spearmanr  # here: scipy.stats costs ~0.4 s at import
+
     return float(spearmanr(pred, true).statistic)
 
 

@@ -86,6 +86,17 @@ def run_id(config: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def _check_ours(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database another program wrote: actlab would add its tables to it, or misread them."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+    ours = {"runs", "epochs", "artifacts"}  # and search_* (the search keeps its state here too)
+    foreign = [t for t in tables if t not in ours and not t.startswith(("search_", "sqlite_"))]
+    if foreign or ("runs" in tables and not {"run_id", "config", "status"} <= columns):
+        raise ActlabError(f"{path} is an SQLite database of another program (tables: "
+                          f"{', '.join(sorted(tables))}); move it away or use another work directory")
+
+
 class RunStore:
     """Runs, their per-epoch metrics and small JSON artifacts (activation curves)."""
 
@@ -98,11 +109,20 @@ class RunStore:
         # isolation_level=None: we open transactions explicitly, one per epoch.
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        with self.transaction() as db:  # stores written before runs were claimed with leases
-            migrate_columns(db, "runs")
+        try:
+            _check_ours(self.db, path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            with self.transaction() as db:  # stores written before runs were claimed with leases
+                migrate_columns(db, "runs")
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ActlabError(f"{path} is not a usable actlab run store ({exc}); move it away or use another "
+                              "work directory") from None
+        except ActlabError:
+            self.db.close()
+            raise
 
     def transaction(self):
         return immediate_transaction(self.db)

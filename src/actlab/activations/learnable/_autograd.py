@@ -24,6 +24,25 @@ from actlab.activations.learnable._sharing import bcast, reduce_product, reduce_
 from actlab.activations.learnable.bases import BASES
 
 
+class _TraceContext:
+    """Stands in for a Function's ctx when its forward runs as plain code: nothing is saved."""
+
+    def save_for_backward(self, *tensors: Tensor | None) -> None:
+        pass
+
+
+def run(fn: type[torch.autograd.Function], *args: object) -> Tensor:
+    """``fn.apply(*args)``; under ``torch.jit.trace`` its forward as plain code.
+
+    A traced ``apply`` is an opaque Python call (``prim::PythonOp``) that
+    ``torch.jit.save`` cannot store; the forward itself records the reference
+    path's torch ops (``_kernels.usable`` is False while tracing or exporting).
+    """
+    if torch.jit.is_tracing():
+        return fn.forward(_TraceContext(), *args)
+    return fn.apply(*args)
+
+
 def _axpy(acc: Tensor | None, a: Tensor, phi: Tensor | float) -> Tensor | None:
     """acc + a * phi, where phi may be a Python float (a constant basis term)."""
     if isinstance(phi, float):

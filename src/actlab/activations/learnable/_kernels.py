@@ -78,7 +78,7 @@ LIBRARY = _cpp.CppLibrary("actlab_learnable", [_HERE / f"_kernels_{family}.cpp" 
                           on_load=_register_fakes)
 
 
-@torch.compiler.assume_constant_result
+@_cpp.assume_constant_result
 def _ready() -> bool:
     # Under torch.compile this runs once while tracing (building if need be)
     # and its answer is baked into the graph, so the build never is traced.
@@ -89,6 +89,8 @@ def usable(x: Tensor, *params: Tensor | None) -> bool:
     """Whether the kernels take this call: float32 CPU, contiguous x, kernels on and built."""
     if not (_cpp.kernels_enabled() and x.dtype == torch.float32 and x.is_cpu and x.is_contiguous()):
         return False
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        return False  # export in plain torch ops (ONNX has no translation of the custom ops); see _autograd.run
     for p in params:
         if p is not None and not (p.dtype == torch.float32 and p.is_cpu):
             return False
@@ -100,7 +102,7 @@ def rational_fits(a: Tensor, b: Tensor) -> bool:
     return a.shape[1] < _MAX_TERMS and b.shape[1] < _MAX_TERMS and a.shape[1] + b.shape[1] <= _MAX_TERMS
 
 
-@torch.compiler.assume_constant_result
+@_cpp.assume_constant_result
 def slaf_plan(basis_name: str, n: int) -> tuple[int, tuple[float, ...]] | None:
     """The kernel's (kind, rec) for a basis with n terms, or None where it has no kernel."""
     key = (basis_name, n)

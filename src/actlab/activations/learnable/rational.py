@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import RationalFn
+from actlab.activations.learnable._autograd import RationalFn, run
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
 from actlab.activations.registry import register_activation
@@ -47,7 +47,7 @@ class Rational(LearnableActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
-        return RationalFn.apply(x, self.numerator, self.denominator)
+        return run(RationalFn, x, self.numerator, self.denominator)
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         a, b = sk_fit(xs[::2], ys[::2], self.numerator.shape[1] - 1, self.denominator.shape[1])

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from actlab.activations.flops import TRANSCENDENTAL
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import SlafFn
+from actlab.activations.learnable._autograd import SlafFn, run
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import bcast, check_input, units
 from actlab.activations.learnable.bases import BASES, design, end_derivatives
@@ -91,7 +91,7 @@ class SLAF(LearnableActivation):
         a = self.coef * self.scale
         if self.standardize:
             return self._standardized(x, a)
-        return SlafFn.apply(x, a, self.relu_weight, self.dends.to(x.dtype), 1.0 / self.range, self.basis_name)
+        return run(SlafFn, x, a, self.relu_weight, self.dends.to(x.dtype), 1.0 / self.range, self.basis_name)
 
     def _standardized(self, x: Tensor, a: Tensor) -> Tensor:
         phi = design(self.basis, x / self.range, a.shape[1])  # (..., n), scale folded in below

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import LinearSplineFn, PiecewiseFn
+from actlab.activations.learnable._autograd import LinearSplineFn, PiecewiseFn, run
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
 from actlab.activations.registry import register_activation
@@ -60,9 +60,9 @@ def spline_eval(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor, order: int) -
     """The spline with knot values (C, K) on grids [lo, hi] (C,) at x (N, C, ...)."""
     if order == 1:
         # One op per call: the table of slopes is built inside (see LinearSplineFn).
-        return LinearSplineFn.apply(x, values, lo, hi)
+        return run(LinearSplineFn, x, values, lo, hi)
     inv_h = segments(values.shape[1], order) / (hi - lo)
-    return PiecewiseFn.apply(x, cubic_table(values), inv_h, -lo * inv_h)
+    return run(PiecewiseFn, x, cubic_table(values), inv_h, -lo * inv_h)
 
 
 class Spline(LearnableActivation):
