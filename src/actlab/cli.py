@@ -20,6 +20,8 @@ from actlab.store import RunStore
 
 def _run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
+    if args.data_dir:
+        cfg = cfg.model_copy(update={"data_dir": args.data_dir})
     run_pipeline(cfg, Path(args.workdir or Path("runs") / cfg.name), progress=not args.no_progress,
                  report=not args.no_report, workers=args.workers, ray=args.ray, ray_address=args.ray_address,
                  threads=args.threads)
@@ -63,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "train in this process)")
     p.add_argument("--ray", action="store_true", help="train runs as Ray tasks (a local Ray instance)")
     p.add_argument("--ray-address", help="train runs as Ray tasks on this cluster (implies --ray)")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads per worker (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads per worker")
+    p.add_argument("--data-dir", help="where mnist, fashion_mnist and cifar10 are read from (overrides the config's "
+                   "data_dir)")
     p.set_defaults(fn=_run)
 
     p = sub.add_parser("results", help="print the results table of a work directory and write CSV")

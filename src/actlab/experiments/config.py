@@ -7,6 +7,7 @@ datasets, models and activations are checked before any training starts.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -87,6 +88,26 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"{both[0]!r} is given both at the top level and in [train]")
         return {k: v for k, v in data.items() if k not in flat} | {"train": train | flat}
 
+    @field_validator("name")
+    @classmethod
+    def _name_stays_inside(cls, name: str) -> str:
+        if set(name) == {"."}:  # "." or "..": runs/<name> would not be a folder of its own
+            raise ValueError("a name of dots only would write outside runs/")
+        return name
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> ExperimentConfig:
+        """A repeated seed, dataset, model or activation would train the same runs twice: keep one."""
+        for key in ("datasets", "models", "activations", "seeds"):
+            values = getattr(self, key)
+            unique = list(dict.fromkeys(values))
+            if len(unique) < len(values):
+                repeated = sorted({str(v) for v in values if values.count(v) > 1})
+                warnings.warn(f"{key}: {', '.join(repeated)} given more than once; each is trained once",
+                              UserWarning, stacklevel=2)
+                setattr(self, key, unique)
+        return self
+
     @field_validator("activations")
     @classmethod
     def _activations_exist(cls, specs: list[str]) -> list[str]:
@@ -137,7 +158,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise ActlabError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ActlabError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ActlabError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     return parse_config(data, source=str(path))

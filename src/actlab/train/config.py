@@ -19,10 +19,11 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    l1: float = Field(0.0, ge=0, description="L1 penalty on weights of Linear/Conv layers")
-    l2: float = Field(0.0, ge=0, description="L2 penalty on weights of Linear/Conv layers")
-    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
+    # finite and bounded: an absurd value would only produce a diverged run, retried on every re-run
+    lr: float = Field(1e-3, gt=0, le=10.0, allow_inf_nan=False)
+    l1: float = Field(0.0, ge=0, le=1e3, allow_inf_nan=False, description="L1 penalty on weights of Linear/Conv layers")
+    l2: float = Field(0.0, ge=0, le=1e3, allow_inf_nan=False, description="L2 penalty on weights of Linear/Conv layers")
+    grad_clip: float | None = Field(None, gt=0, allow_inf_nan=False, description="max global gradient norm")
     lr_schedule: str = "constant"
     seed: int = 0
     eval_batch_size: int = Field(1000, ge=1)

@@ -1,0 +1,45 @@
+"""Experiment files that would misbehave are refused (or repaired) before any training."""
+
+import pytest
+
+from actlab.cli import main
+from actlab.errors import ActlabError
+from actlab.experiments import parse_config
+from actlab.experiments.config import load_config
+
+BASE = {"name": "g", "datasets": ["moons"], "models": ["mlp"], "activations": ["relu"], "epochs": 1}
+
+
+@pytest.mark.parametrize("lr", [1e300, float("inf"), float("nan"), 0.0, -1.0])
+def test_absurd_or_non_finite_learning_rates_are_refused(lr):
+    with pytest.raises(ActlabError, match="'lr'"):
+        parse_config(BASE | {"lr": lr})
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b"])
+def test_a_name_that_would_write_outside_runs_is_refused(name):
+    with pytest.raises(ActlabError, match="'name'"):
+        parse_config(BASE | {"name": name})
+
+
+def test_repeated_seeds_and_activations_are_trained_once_with_a_warning():
+    with pytest.warns(UserWarning, match="seeds: 0 given more than once"):
+        cfg = parse_config(BASE | {"activations": ["relu", "relu"], "seeds": [0, 0, 1]})
+    assert cfg.seeds == [0, 1] and cfg.activations == ["relu"]
+
+
+def test_a_config_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b'name = "\xff\xfe"\n')
+    with pytest.raises(ActlabError, match="not UTF-8"):
+        load_config(path)
+    assert main(["run", str(path)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_run_takes_a_data_dir_for_datasets_read_from_disk(tmp_path, capsys):
+    path = tmp_path / "m.toml"
+    path.write_text('name = "m"\ndatasets = ["mnist"]\nmodels = ["mlp"]\nactivations = ["relu"]\nepochs = 1\n')
+    assert main(["run", str(path), "--workdir", str(tmp_path / "w"), "--data-dir", str(tmp_path / "nowhere"),
+                 "--no-progress", "--no-report"]) == 2
+    assert "nowhere" in capsys.readouterr().err
