@@ -43,3 +43,20 @@ def test_run_takes_a_data_dir_for_datasets_read_from_disk(tmp_path, capsys):
     assert main(["run", str(path), "--workdir", str(tmp_path / "w"), "--data-dir", str(tmp_path / "nowhere"),
                  "--no-progress", "--no-report"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_a_read_only_work_directory_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from actlab.experiments import results
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "r"\ndatasets = ["moons"]\nmodels = ["mlp"]\nactivations = ["relu"]\nepochs = 1\n')
+    assert main(["run", str(cfg), "--workdir", str(tmp_path / "w"), "--no-progress", "--no-report"]) == 0
+
+    def read_only(rows, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(results, "write_csv", read_only)
+    capsys.readouterr()
+    assert main(["results", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot write" in err and "runs.csv" in err

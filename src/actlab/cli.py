@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -113,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         args.fn(args)
     except ActlabError as exc:
         print(f"actlab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        # the machine's state, not a bug: a read-only or full work directory (runs already stored stay stored)
+        print(f"actlab: error: cannot write {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("actlab: interrupted; finished runs and epochs are kept in the run store", file=sys.stderr)
