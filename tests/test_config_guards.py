@@ -60,3 +60,16 @@ def test_a_read_only_work_directory_is_a_one_line_error(tmp_path, capsys, monkey
     assert main(["results", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot write" in err and "runs.csv" in err
+
+
+def test_a_restarted_run_keeps_one_tensorboard_event_file(tmp_path):
+    import torch
+
+    from actlab.experiments.tensorboard import TensorBoardLogger
+
+    model = torch.nn.Linear(2, 2)
+    for _ in range(3):  # three attempts of one run
+        tb = TensorBoardLogger(tmp_path / "tb", model)
+        tb.log({"epoch": 1, "val_acc": 0.5})
+        tb.close()
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1

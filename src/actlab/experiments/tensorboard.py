@@ -11,6 +11,10 @@ class TensorBoardLogger:
     def __init__(self, logdir: Path, model: nn.Module) -> None:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
+        # a restarted run starts from its first epoch: an earlier attempt's events would show twice
+        for stale in Path(logdir).glob("events.out.tfevents.*"):
+            stale.unlink()
+
         self.writer = SummaryWriter(log_dir=str(logdir))
         self.model = model
 
