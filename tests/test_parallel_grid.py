@@ -87,6 +87,14 @@ def _ppid(pid: int) -> int:
         return -1
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its new parent to reap it."""
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_killing_the_driver_leaves_no_worker_and_a_rerun_finishes_the_grid(tmp_path):
     spec = SPEC | {"activations": ["relu", "tanh", "sigmoid"], "seeds": [0, 1, 2], "epochs": 30}
@@ -103,10 +111,10 @@ def test_killing_the_driver_leaves_no_worker_and_a_rerun_finishes_the_grid(tmp_p
     time.sleep(1.0)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    deadline = time.time() + 120  # a worker notices between runs; one run takes a few seconds
-    while time.time() < deadline and any(os.path.exists(f"/proc/{w}") and _ppid(w) != -1 for w in workers):
-        time.sleep(0.5)
-    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    deadline = time.time() + 5  # workers die with their driver (PR_SET_PDEATHSIG)
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if _running(w)]
     for w in alive:
         os.kill(w, signal.SIGKILL)
     assert not alive, "worker processes outlived their driver"

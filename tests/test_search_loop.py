@@ -227,3 +227,16 @@ def test_bad_search_arguments_raise_one_line_errors(workdir, tmp_path):
         run_search(tmp_path / "nothing", 5)
     with pytest.raises(ActlabError, match="other settings"):
         SearchState.init(workdir, SETTINGS.model_copy(update={"epochs": 3}))
+
+
+def test_the_surrogate_embedding_is_stored_so_a_restarted_search_never_fits_it_again(workdir, tmp_path, monkeypatch):
+    ev = LoggingEval(str(tmp_path / "log"))
+    run_search(workdir, 12, surrogate="pca_knn", features="outputs", workers=0, evaluator=ev, progress=False)
+    state = SearchState(workdir)
+    keys = [r[0] for r in state.db.execute("SELECT key FROM search_meta WHERE key LIKE 'embedding:%'")]
+    assert len(keys) == 1
+    fresh = SurrogateStrategy(surrogate="pca_knn", features="outputs")
+    monkeypatch.setattr(type(fresh.model), "_embed", lambda self, x: pytest.fail("the embedding was computed again"))
+    picks = fresh.suggest(state, 3)
+    assert len(picks) == 3
+    state.close()

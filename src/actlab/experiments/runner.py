@@ -117,9 +117,11 @@ def _renewer(workdir: Path, claim: RunClaim) -> tuple[Callable[[], bool], Callab
     return renew, lambda: held and held[0].close()
 
 
-def worker_main(workdir: str, experiment: str, threads: int = 1) -> int:
+def worker_main(workdir: str, experiment: str, threads: int = 1, ray_worker: bool = False) -> int:
     """A spawned (or Ray) worker: claims runs until the grid is done or the process that started
     it is gone (so killing a driver leaves no worker behind)."""
+    if not ray_worker:
+        lease.die_with_parent()
     torch.set_num_threads(threads)
     store = RunStore(workdir)
     try:
@@ -152,7 +154,7 @@ def _ray_tasks(workdir: Path, experiment: str, n: int, address: str | None, thre
         ray.init(address=address, num_cpus=None if address else n, include_dashboard=False,
                  log_to_driver=False, ignore_reinit_error=True)
     task = ray.remote(num_cpus=1)(worker_main)
-    refs = [task.remote(str(workdir), experiment, threads) for _ in range(n)]
+    refs = [task.remote(str(workdir), experiment, threads, True) for _ in range(n)]
     try:
         yield lambda: bool(ray.wait(refs, num_returns=len(refs), timeout=0)[1])
         ray.get(refs)  # a task's error surfaces here

@@ -14,6 +14,9 @@ trains more; a diverged function scores :data:`DIVERGED_SCORE` for the surrogate
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -73,7 +76,7 @@ class SurrogateStrategy:
             raise ActlabError(f"features must be one of {', '.join(FEATURE_SETS)}, got {features!r}")
         if not 0.0 <= epsilon <= 1.0:
             raise ActlabError(f"epsilon must lie in [0, 1], got {epsilon}")
-        self.seed, self.epsilon = seed, epsilon
+        self.seed, self.epsilon, self.surrogate = seed, epsilon, surrogate
         self.feature_kinds = ("outputs", "fisher") if features == "both" else (features,)
         self.model = make_surrogate(surrogate, seed=seed)
         self._blocks: list[np.ndarray] | None = None
@@ -81,7 +84,24 @@ class SurrogateStrategy:
     def blocks(self, state: SearchState) -> list[np.ndarray]:
         if self._blocks is None:
             self._blocks = [state.features(k) for k in self.feature_kinds]
+            self._restore_embedding(state)
         return self._blocks
+
+    def _embedding_key(self) -> str:
+        digest = hashlib.sha1(b"".join(np.ascontiguousarray(b).tobytes() for b in self._blocks)).hexdigest()[:16]
+        return f"embedding:{self.surrogate}:{self.seed}:{digest}"
+
+    def _restore_embedding(self, state: SearchState) -> None:
+        """The embedding of all functions (UMAP takes ~30 s) is stored in the work directory once
+        computed, so a search killed after it never computes it again."""
+        row = state.db.execute("SELECT value FROM search_meta WHERE key=?", (self._embedding_key(),)).fetchone()
+        if row is not None:
+            self.model.use_embedding(self._blocks, np.array(json.loads(row["value"])))
+
+    def _store_embedding(self, state: SearchState) -> None:
+        with state.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO search_meta(key, value) VALUES(?, ?)",
+                       (self._embedding_key(), json.dumps(self.model.embedding(self._blocks).tolist())))
 
     def suggest(self, state: SearchState, n: int) -> list[int]:
         todo = np.array(_candidates(state), dtype=np.int64)
@@ -90,6 +110,7 @@ class SurrogateStrategy:
         if len(idx) < getattr(self.model, "k", 2) or not len(todo):
             return [int(i) for i in rng.permutation(todo)[:n]]  # too few scores to fit on
         pred = self.model.fit(self.blocks(state), idx, y).predict(todo)
+        self._store_embedding(state)
         ranked = todo[np.lexsort((rng.random(len(todo)), -pred))].tolist()  # best first, ties at random
         picks = []
         for _ in range(min(n, len(ranked))):

@@ -83,6 +83,11 @@ class Surrogate:
             self._features = [np.array(b, copy=True) for b in blocks]
         return self._embedding
 
+    def use_embedding(self, features_all: FeatureInput, embedding: np.ndarray) -> None:
+        """Adopt an embedding computed earlier for these features (a resumed search skips the fit)."""
+        blocks = [features_all] if isinstance(features_all, np.ndarray) else list(features_all)
+        self._features, self._embedding = [np.array(b, copy=True) for b in blocks], np.asarray(embedding)
+
     def fit(self, features_all: FeatureInput, evaluated_idx: Sequence[int],
             scores: Sequence[float]) -> Surrogate:
         emb = self.embedding(features_all)

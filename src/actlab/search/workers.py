@@ -109,6 +109,7 @@ def work(workdir: str | Path, evaluator: Evaluator = train_function, *, worker: 
 
 def worker_main(workdir: str, evaluator: Evaluator, stop, threads: int = 1) -> None:
     """Entry point of a spawned worker process."""
+    lease.die_with_parent()
     torch.set_num_threads(threads)
     work(workdir, evaluator, stop=stop, alive=lease.parent_watch())
 

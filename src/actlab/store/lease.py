@@ -11,8 +11,11 @@ overwrite the retry's result.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -75,6 +78,23 @@ def heartbeat(renew: Callable[[], bool], interval: float, close: Callable[[], No
     finally:
         stop.set()
         thread.join()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (PR_SET_PDEATHSIG), so a worker
+    in the middle of a task does not outlive a killed driver; elsewhere a no-op (parent_watch
+    still ends the worker between tasks)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the driver died before the signal was set
+        os._exit(1)
 
 
 def parent_watch() -> Callable[[], bool]:
