@@ -194,16 +194,22 @@ def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) 
     torch.manual_seed(run["seed"])
     model = make_model(run["model"], data.input_shape, data.num_classes, run["activation"])
     info = {"dataset_description": data.description, "params": count_parameters(model)}
-    store.start_run(rid, experiment, run, info)
-    store.put_artifact(rid, "curves_before", activation_curves(model))
+    saved = resume_path(store.workdir, rid)
+    state = _load_state(saved)
+    store.start_run(rid, experiment, run, info, keep_epochs=state is not None)
+    if state is None:
+        store.put_artifact(rid, "curves_before", activation_curves(model))
     tb = TensorBoardLogger(store.workdir / "tensorboard" / experiment / rid, model)
 
     def on_epoch(record: dict) -> None:
         store.log_epoch(rid, record)
         tb.log(record)
 
+    for record in state["history"] if state else ():  # the epochs before the kill, as they were
+        on_epoch(record)
     try:
-        result = train_run(model, data, TrainConfig(**run["train"]), on_epoch=on_epoch, on_batch=on_batch)
+        result = train_run(model, data, TrainConfig(**run["train"]), on_epoch=on_epoch, on_batch=on_batch,
+                           resume=state, save_state=lambda s: _save_state(s, saved))
     except Exception as exc:  # noqa: BLE001 — a broken run must not stop the grid
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return int(store.finish_run(rid, "failed", error=error, claim=claim))
@@ -213,5 +219,27 @@ def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) 
     info["train_time"] = result.train_time
     if result.status == "done" and store.holds(claim):  # saved before the run is marked finished
         torch.save(model.state_dict(), checkpoint_path(store.workdir, rid))
-    return int(store.finish_run(rid, result.status, test=result.test, diverged_epoch=result.diverged_epoch,
-                                info=info, claim=claim))
+    finished = store.finish_run(rid, result.status, test=result.test, diverged_epoch=result.diverged_epoch,
+                                info=info, claim=claim)
+    saved.unlink(missing_ok=True)
+    return int(finished)
+
+
+def resume_path(workdir: Path, rid: str) -> Path:
+    """Where an unfinished run keeps what it needs to continue after its last epoch."""
+    return checkpoint_path(workdir, rid).with_name(f"{rid}.resume.pt")
+
+
+def _save_state(state: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a kill leaves the previous epoch's state or this one, never half
+
+
+def _load_state(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable state only costs a restart from the first epoch
+        return None

@@ -135,15 +135,17 @@ class RunStore:
         return row["status"] if row else None
 
     def start_run(self, rid: str, experiment: str, config: dict, info: dict | None = None,
-                  replace: bool = False) -> None:
-        """Register a run as running, wiping whatever an interrupted attempt left; a finished run
-        (``done``, ``diverged``) is never reset unless ``replace`` (a derived run computed again)."""
+                  replace: bool = False, keep_epochs: bool = False) -> None:
+        """Register a run as running, wiping whatever an interrupted attempt left (its epochs too,
+        unless ``keep_epochs``: a run resumed from its last checkpoint); a finished run (``done``,
+        ``diverged``) is never reset unless ``replace`` (a derived run computed again)."""
         now = time.time()
         with self.transaction() as db:
             if self._finished(db, rid) and not replace:
                 raise ActlabError(f"run {rid} is already finished; it is not started again")
-            db.execute("DELETE FROM epochs WHERE run_id=?", (rid,))
-            db.execute("DELETE FROM artifacts WHERE run_id=?", (rid,))
+            if not keep_epochs:
+                db.execute("DELETE FROM epochs WHERE run_id=?", (rid,))
+                db.execute("DELETE FROM artifacts WHERE run_id=?", (rid,))
             db.execute(
                 "INSERT INTO runs(run_id, experiment, config, status, created, updated, info)"
                 " VALUES(?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET status='running',"

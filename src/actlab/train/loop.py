@@ -86,11 +86,17 @@ def train_run(
     cfg: TrainConfig,
     on_epoch: EpochCallback | None = None,
     on_batch: Callable[[], None] | None = None,
+    *,
+    resume: dict | None = None,
+    save_state: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data.train``, validating every epoch; test at the end.
 
     A non-finite loss stops the run and marks it ``diverged`` with its epoch
-    instead of raising, so a batch of runs goes on.
+    instead of raising, so a batch of runs goes on. After every epoch
+    ``save_state`` gets everything needed to continue (model, optimiser,
+    schedule, both random generators, history); ``resume`` with such a state
+    continues at the next epoch, with the same results as a run never stopped.
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(_param_groups(model, cfg.lr))
@@ -100,8 +106,16 @@ def train_run(
     # found once per run: scanning every module on every batch is wasted work on the hot path
     weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     regularizers = [m for m in model.modules() if hasattr(m, "regularization")]
-    result, step, start = TrainResult("done"), 0, time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    result, step, start, first, before = TrainResult("done"), 0, time.perf_counter(), 1, 0.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        gen.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        first, step, before = resume["epoch"] + 1, resume["step"], resume["train_time"]
+        result.history = list(resume["history"])
+    for epoch in range(first, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(len(data.train), generator=gen)
@@ -144,9 +158,14 @@ def train_run(
         record |= {"time": time.perf_counter() - t0, "lr": opt.param_groups[0]["lr"]}
         record |= activation_scalars(model)
         result.history.append(record)
+        if save_state:  # before the epoch is committed: a kill in between recomputes nothing twice
+            save_state({"epoch": epoch, "step": step, "history": result.history, "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                        "train_time": before + time.perf_counter() - start})
         if on_epoch:
             on_epoch(record)
-    result.train_time = time.perf_counter() - start
+    result.train_time = before + time.perf_counter() - start
     if result.status == "done":
         result.test = evaluate(model, data.test, data.num_classes, cfg.eval_batch_size)
     return result
