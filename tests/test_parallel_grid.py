@@ -153,3 +153,22 @@ def test_killing_a_worker_mid_grid_loses_nothing_and_its_run_is_retried_once(tmp
     store.close()
     assert len(runs) == 9 and all(r["status"] == "done" for r in runs)
     assert sum(attempts) <= 10  # the killed worker's run, at most, was trained a second time
+
+
+def test_two_actlab_runs_on_one_directory_share_the_grid_and_survive_a_kill_of_either(tmp_path):
+    spec = SPEC | {"activations": ["relu", "tanh", "sigmoid"], "seeds": [0, 1, 2], "epochs": 30}
+    (tmp_path / "c.toml").write_text("\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in spec.items()))
+    cmd = [sys.executable, "-m", "actlab.cli", "run", str(tmp_path / "c.toml"), "--workdir", str(tmp_path / "w"),
+           "--no-progress", "--no-report"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    first.kill()  # kill -9 of one of them, mid-run
+    first.wait()
+    assert second.wait(timeout=600) == 0
+    store = RunStore(tmp_path / "w")
+    runs = store.runs()
+    store.close()
+    assert len(runs) == 9 and all(r["status"] == "done" for r in runs)
+    assert sum(r["attempts"] for r in runs) <= 10  # only the killed process's run was claimed twice

@@ -87,12 +87,16 @@ def _in_process(store: RunStore, cfg: ExperimentConfig, progress: bool) -> None:
 
 def work(store: RunStore, experiment: str, *, alive: Callable[[], bool] | None = None, on_run=None,
          after_run=None) -> int:
-    """Claim and train runs of ``experiment`` until none is left; returns how many this worker finished."""
+    """Claim and train runs of ``experiment`` until every run is finished (waiting for runs other
+    processes hold, and taking over those whose holder dies); returns how many this worker finished."""
     worker, datasets, finished = lease.worker_id("grid"), {}, 0
     while alive is None or alive():
         claim = store.claim(experiment, worker, LEASE_S)
         if claim is None:
-            return finished
+            if not store.open_runs(experiment):
+                return finished
+            time.sleep(0.5)  # runs held by other processes: wait, and take over any whose holder dies
+            continue
         run = claim.config
         key = (run["dataset"], run.get("data_dir"))
         if key not in datasets:
