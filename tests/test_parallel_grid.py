@@ -172,3 +172,45 @@ def test_two_actlab_runs_on_one_directory_share_the_grid_and_survive_a_kill_of_e
     store.close()
     assert len(runs) == 9 and all(r["status"] == "done" for r in runs)
     assert sum(r["attempts"] for r in runs) <= 10  # only the killed process's run was claimed twice
+
+
+DRIVER = """
+import sys, time
+sys.path.insert(0, {tmp!r})
+from actlab.search.loop import run_search
+from actlab.search.state import SearchSettings, SearchState
+from slow_eval import slow_eval
+SearchState.init({work!r}, SearchSettings(schemas=["unary(x)"], dataset="moons(n_samples=200)",
+                 model="mlp(widths=[4])", epochs=1)).close()
+run_search({work!r}, 20, strategy="random", workers=2, evaluator=slow_eval, progress=False)
+"""
+SLOW = """
+import time
+from actlab.search.state import Outcome
+def slow_eval(expr, settings):
+    time.sleep(60)
+    return Outcome("done", 0.5, 0.5, 1.0, 60.0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killing_a_search_driver_leaves_no_worker_within_5_seconds(tmp_path):
+    (tmp_path / "slow_eval.py").write_text(SLOW)
+    (tmp_path / "driver.py").write_text(DRIVER.format(tmp=str(tmp_path), work=str(tmp_path / "s")))
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline and len(_workers_of(driver.pid)) < 2:
+        time.sleep(0.2)
+    workers = _workers_of(driver.pid)
+    assert len(workers) == 2
+    time.sleep(3)  # the workers are inside their (60 s) evaluations
+    driver.kill()
+    driver.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if _running(w)]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "search workers outlived their driver"
