@@ -24,7 +24,6 @@ judged on the fastest table path (the kernel where it builds).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import random
@@ -36,6 +35,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import keep_freed_memory  # noqa: E402
 
 from actlab.activations import make_activation
 from actlab.compress import _fastpath, _kernel
@@ -64,16 +66,6 @@ def subnet() -> tuple[nn.Module, str]:
         return make_activation("subnet(hidden=16)").eval(), "actlab subnet(hidden=16)"
     except ActlabError:
         return StandInSubnet(16).eval(), "local stand-in (subnet family not registered)"
-
-
-def keep_freed_memory() -> bool:
-    """Stop glibc returning freed memory to the OS, where that is glibc; False elsewhere."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 32 << 20))
 
 
 def run(quick: bool, repeats: int) -> dict:

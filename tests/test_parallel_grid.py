@@ -87,6 +87,18 @@ def _ppid(pid: int) -> int:
         return -1
 
 
+def _survivors(workers: list[int], seconds: float = 5.0) -> list[int]:
+    """The workers still running ``seconds`` after their driver was killed (then killed, so that a
+    failing test leaves nothing behind)."""
+    deadline = time.time() + seconds  # workers die with their driver (PR_SET_PDEATHSIG)
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if _running(w)]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    return alive
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie waiting for its new parent to reap it."""
     try:
@@ -111,13 +123,7 @@ def test_killing_the_driver_leaves_no_worker_and_a_rerun_finishes_the_grid(tmp_p
     time.sleep(1.0)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    deadline = time.time() + 5  # workers die with their driver (PR_SET_PDEATHSIG)
-    while time.time() < deadline and any(_running(w) for w in workers):
-        time.sleep(0.2)
-    alive = [w for w in workers if _running(w)]
-    for w in alive:
-        os.kill(w, signal.SIGKILL)
-    assert not alive, "worker processes outlived their driver"
+    assert not _survivors(workers), "worker processes outlived their driver"
     done = subprocess.run(cmd[:-2] + ["--workers", "0", "--no-progress", "--no-report"], env=env, timeout=600)
     assert done.returncode == 0
     results = _results(tmp_path / "w")
@@ -207,10 +213,4 @@ def test_killing_a_search_driver_leaves_no_worker_within_5_seconds(tmp_path):
     time.sleep(3)  # the workers are inside their (60 s) evaluations
     driver.kill()
     driver.wait()
-    deadline = time.time() + 5
-    while time.time() < deadline and any(_running(w) for w in workers):
-        time.sleep(0.2)
-    alive = [w for w in workers if _running(w)]
-    for w in alive:
-        os.kill(w, signal.SIGKILL)
-    assert not alive, "search workers outlived their driver"
+    assert not _survivors(workers), "search workers outlived their driver"
