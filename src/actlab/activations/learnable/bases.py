@@ -119,12 +119,38 @@ class RBF(Basis):
             yield phi, ((-2.0 / width) * u * phi if deriv else 0.0)
 
 
+# The recurrence coefficients as named functions, not lambdas, so that a module holding a
+# basis pickles (torch.save of a whole model, multiprocessing).
+def _one(k: int) -> float:
+    return 1.0
+
+
+def _zero(k: int) -> float:
+    return 0.0
+
+
+def _two(k: int) -> float:
+    return 2.0
+
+
+def _legendre_a(k: int) -> float:
+    return (2 * k + 1) / (k + 1)
+
+
+def _legendre_c(k: int) -> float:
+    return k / (k + 1)
+
+
+def _hermite_c(k: int) -> float:
+    return 2.0 * k
+
+
 BASES: Registry[Basis] = Registry("slaf basis")
-BASES.add("monomial", ThreeTerm(1.0, lambda k: 1.0, lambda k: 0.0))
-BASES.add("chebyshev", ThreeTerm(1.0, lambda k: 2.0, lambda k: 1.0))
-BASES.add("legendre", ThreeTerm(1.0, lambda k: (2 * k + 1) / (k + 1), lambda k: k / (k + 1)))
+BASES.add("monomial", ThreeTerm(1.0, _one, _zero))
+BASES.add("chebyshev", ThreeTerm(1.0, _two, _one))
+BASES.add("legendre", ThreeTerm(1.0, _legendre_a, _legendre_c))
 # Physicists' Hermite polynomials; scale() normalises their large values on [-1, 1].
-BASES.add("hermite", ThreeTerm(2.0, lambda k: 2.0, lambda k: 2.0 * k))
+BASES.add("hermite", ThreeTerm(2.0, _two, _hermite_c))
 BASES.add("fourier", Fourier())
 BASES.add("rbf", RBF())
 
