@@ -33,3 +33,11 @@ def test_every_argument_has_a_help_text_and_help_shows_defaults(command, capsys)
             assert f"(default: {a.default})" in text or f"(default: {a.default!r})" in text or \
                 f"(default: {' '.join(map(str, a.default)) if isinstance(a.default, list) else a.default}" in text \
                 or "default" in a.help, f"actlab {command} {a.option_strings}: default not shown"
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"actlab {version('actlab')}"

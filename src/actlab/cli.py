@@ -53,8 +53,18 @@ def _list(args: argparse.Namespace) -> None:
         print(f"{kind}: {', '.join(regs[kind])}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("actlab")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actlab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"actlab {_version()}", help="print the version")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run an experiment grid from a TOML config")
