@@ -1,5 +1,7 @@
-"""Every learnable family pickles (torch.save of a whole model, worker processes) and computes the same after."""
+"""Every actlab activation pickles, deep-copies and torch.saves, and computes the same after."""
 
+import copy
+import io
 import pickle
 
 import pytest
@@ -8,13 +10,23 @@ import torch
 import actlab
 from actlab.activations.learnable.bases import BASES
 
-SPECS = [f"slaf(basis={b},degree=4)" for b in BASES.names()] + ["spline(knots=8)", "spline(knots=8,order=3)",
-                                                                  "rational", "subnet(hidden=4)"]
+SPECS = sorted(set(actlab.ACTIVATIONS.names()) - {"anneal"} | {f"slaf(basis={b},degree=4)" for b in BASES.names()}
+               | {"anneal(base=gelu)"}
+               | {"spline(knots=8,order=3)", "rational(sharing=channel)", "max(relu(x),cosh(elu(x)))"})
+
+
+def _torch_roundtrip(module):
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=False)
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_a_learnable_activation_pickles_and_gives_the_same_outputs(spec):
+def test_an_activation_survives_pickle_deepcopy_and_torch_save(spec):
     act = actlab.make_activation(spec, actlab.Site(3)).eval()
-    copy = pickle.loads(pickle.dumps(act))
     x = torch.randn(5, 3, 4)
-    torch.testing.assert_close(copy(x), act(x), rtol=0, atol=0)
+    with torch.no_grad():
+        expect = act(x)
+        for clone in (pickle.loads(pickle.dumps(act)), copy.deepcopy(act), _torch_roundtrip(act)):
+            torch.testing.assert_close(clone(x), expect, rtol=0, atol=0, equal_nan=True)

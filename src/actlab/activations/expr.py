@@ -56,3 +56,13 @@ class Expression(nn.Module):
 
     def extra_repr(self) -> str:
         return self.text
+
+    # The compiled function is a closure, which pickle cannot store: the text is enough to rebuild it.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "fn"}
+
+    def __setstate__(self, state: dict) -> None:
+        from actlab.spec import parse
+
+        super().__setstate__(state)
+        self.fn = compile_expression(parse(self.text))
