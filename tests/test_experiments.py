@@ -43,7 +43,7 @@ def test_grid_runs_into_store_and_results_give_mean_and_std(tmp_path):
     assert {s["activation"] for s in summary} == {"relu", "tanh"}
     assert all(s["seeds"] == 2 and s["test_acc_std"] >= 0 for s in summary)
     assert (tmp_path / "work" / "summary.csv").read_text().count("\n") == 3
-    assert list((tmp_path / "work" / "tensorboard" / "tiny").glob("*/events.out.tfevents*"))
+    assert list((tmp_path / "work" / "tensorboard" / "tiny").glob("*/seed*/events.out.tfevents*"))
     report = write_report(tmp_path / "work").read_text()
     assert "<img" in report and "relu" in report and "± " in report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -203,7 +204,7 @@ def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) 
     store.start_run(rid, experiment, run, info, keep_epochs=state is not None)
     if state is None:
         store.put_artifact(rid, "curves_before", activation_curves(model))
-    tb = TensorBoardLogger(store.workdir / "tensorboard" / experiment / rid, model)
+    tb = TensorBoardLogger(tensorboard_dir(store.workdir, experiment, run, rid), model)
 
     def on_epoch(record: dict) -> None:
         store.log_epoch(rid, record)
@@ -227,6 +228,16 @@ def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) 
                                 info=info, claim=claim)
     saved.unlink(missing_ok=True)
     return int(finished)
+
+
+def tensorboard_dir(workdir: Path, experiment: str, run: dict, rid: str) -> Path:
+    """``tensorboard/<experiment>/<activation>/seed<N>-<dataset>-<model>-<run id>``: TensorBoard lists
+    runs by activation and seed; the rest keeps the name unique."""
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.,=()\[\]+-]+", "_", text)
+
+    leaf = f"seed{run['seed']}-{safe(run['dataset'])}-{safe(run['model'])}-{rid[:6]}"
+    return workdir / "tensorboard" / experiment / safe(run["activation"]) / leaf
 
 
 def resume_path(workdir: Path, rid: str) -> Path:
