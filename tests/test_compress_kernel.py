@@ -255,3 +255,17 @@ def test_reference_gives_nan_for_nan_and_follows_the_tail_lines_to_infinity():
     y = module(x)
     expect = torch.tensor([float("nan"), float("inf"), float("inf"), 3.0 + 2 * 2.0, 5.0 + 1.5 * 3.0, 1.5])
     _assert_same(y, expect)
+
+
+def test_tracing_or_exporting_first_never_turns_the_kernel_off(built, monkeypatch):
+    module = _table(1, 65).eval()
+    x = torch.randn(4, 70) * 3
+    with torch.no_grad():
+        torch.jit.trace(module, x)
+    torch.export.export(module, (x,))
+    calls = []
+    real = _kernel.try_lookup
+    monkeypatch.setattr(_kernel, "try_lookup", lambda *a: calls.append(1) or real(*a))
+    with torch.inference_mode():
+        _assert_same(module(x), _reference(module, x))
+    assert calls == [1]
