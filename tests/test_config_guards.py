@@ -73,3 +73,35 @@ def test_a_restarted_run_keeps_one_tensorboard_event_file(tmp_path):
         tb.log({"epoch": 1, "val_acc": 0.5})
         tb.close()
     assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+PLUGIN = """
+import torch
+import actlab
+
+@actlab.register_activation("plugin_softclip")
+class SoftClip(torch.nn.Module):
+    def forward(self, x):
+        return torch.tanh(x) * 2
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_plugins_key_makes_a_users_own_family_usable_from_actlab_run(tmp_path, monkeypatch, workers):
+    (tmp_path / "my_plugin.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "p"\nplugins = ["my_plugin"]\ndatasets = ["moons"]\nmodels = ["mlp"]\n'
+                   'activations = ["plugin_softclip"]\nepochs = 1\n')
+    assert main(["run", str(cfg), "--workdir", str(tmp_path / "w"), "--no-progress", "--no-report",
+                 "--workers", str(workers)]) == 0
+    from actlab.store import RunStore
+
+    store = RunStore(tmp_path / "w")
+    assert [r["status"] for r in store.runs()] == ["done"]
+    store.close()
+
+
+def test_a_plugin_that_cannot_be_imported_is_a_one_line_error(tmp_path):
+    with pytest.raises(ActlabError, match="plugin 'no_such_module' cannot be imported"):
+        parse_config(BASE | {"plugins": ["no_such_module"]})

@@ -69,6 +69,16 @@ class ExperimentConfig(BaseModel):
     seeds: list[int] = Field([0], min_length=1)
     train: CheckedTrainConfig = Field(default_factory=CheckedTrainConfig)
     data_dir: str | None = None
+    # modules imported before anything is checked: where a user's own families are registered
+    plugins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_plugins(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name in data.get("plugins") or ():
+                import_plugin(name)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -125,6 +135,21 @@ class ExperimentConfig(BaseModel):
     def _datasets_exist(cls, specs: list[str]) -> list[str]:
         return _named_specs(specs, DATASETS, "dataset")
 
+
+
+def import_plugin(name: str) -> None:
+    """Import a module that registers activations (``plugins = ["my_acts"]``), as the
+    user's own code would, with the working directory importable."""
+    import importlib
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"plugins must be module names, got {name!r}")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's module is reported in one line
+        raise ValueError(f"plugin {name!r} cannot be imported: {type(exc).__name__}: {exc}") from None
 
 
 def _describe(exc: ValidationError, data: dict) -> str:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from actlab.activations.sites import activation_curves
 from actlab.data import load_dataset_spec
-from actlab.experiments.config import ExperimentConfig
+from actlab.experiments.config import ExperimentConfig, import_plugin
 from actlab.experiments.runs import checkpoint_path
 from actlab.experiments.tensorboard import TensorBoardLogger
 from actlab.models import count_parameters, make_model
@@ -29,6 +29,8 @@ def grid(cfg: ExperimentConfig) -> list[dict]:
     train = cfg.train.model_dump()
     # data_dir only where given, so the ids of runs on shipped datasets stay what they were
     where = {"data_dir": cfg.data_dir} if cfg.data_dir is not None else {}
+    if cfg.plugins:  # worker processes import them before building the run's model
+        where |= {"plugins": list(cfg.plugins)}
     runs = []
     for dataset in cfg.datasets:
         for model in cfg.models:
@@ -196,6 +198,8 @@ def _drive(store: RunStore, experiment: str, total: int, progress: bool, backend
 
 def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) -> int:
     rid, run = claim.run_id, claim.config
+    for name in run.get("plugins", ()):
+        import_plugin(name)
     torch.manual_seed(run["seed"])
     model = make_model(run["model"], data.input_shape, data.num_classes, run["activation"])
     info = {"dataset_description": data.description, "params": count_parameters(model)}
