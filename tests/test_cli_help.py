@@ -41,3 +41,9 @@ def test_version_prints_the_installed_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"actlab {version('actlab')}"
+
+
+def test_list_activations_shows_each_familys_options_and_defaults(capsys):
+    assert main(["list", "activations"]) == 0
+    out = capsys.readouterr().out
+    assert "spline(" in out and "knots=" in out and "slaf(" in out and "degree=" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +51,23 @@ def _list(args: argparse.Namespace) -> None:
     for kind in [args.kind] if args.kind else regs:
         if kind not in regs:
             raise ActlabError(unknown_name_message("registry", kind, list(regs)))
-        print(f"{kind}: {', '.join(regs[kind])}")
+        if kind == "activations" and args.kind:  # asked for on its own: each family with its options
+            for name in regs[kind]:
+                print(f"  {name}{_options(name)}")
+        else:
+            print(f"{kind}: {', '.join(regs[kind])}")
+
+
+def _options(name: str) -> str:
+    """``(key=default, ...)`` of an activation's factory, as a spec would write them."""
+    import inspect
+
+    from actlab.activations import ACTIVATIONS
+
+    params = inspect.signature(ACTIVATIONS.get(name)).parameters.values()
+    shown = [f"{p.name}={p.default!r}" if p.default is not inspect.Parameter.empty else p.name
+             for p in params if p.name != "site" and p.kind not in (p.POSITIONAL_ONLY, p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return f"({', '.join(shown)})" if shown else ""
 
 
 def _version() -> str:
@@ -125,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except ActlabError as exc:
         print(f"actlab: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (actlab list | head): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
             raise
