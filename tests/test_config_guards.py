@@ -105,3 +105,16 @@ def test_a_plugins_key_makes_a_users_own_family_usable_from_actlab_run(tmp_path,
 def test_a_plugin_that_cannot_be_imported_is_a_one_line_error(tmp_path):
     with pytest.raises(ActlabError, match="plugin 'no_such_module' cannot be imported"):
         parse_config(BASE | {"plugins": ["no_such_module"]})
+
+
+def test_runs_train_on_the_device_asked_for_and_cuda_without_cuda_is_a_one_line_error(tmp_path, capsys):
+    import torch
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "d"\ndatasets = ["moons"]\nmodels = ["mlp"]\nactivations = ["relu"]\nepochs = 1\n')
+    assert main(["run", str(cfg), "--workdir", str(tmp_path / "w"), "--no-progress", "--no-report",
+                 "--device", "cpu"]) == 0
+    if not torch.cuda.is_available():
+        assert main(["run", str(cfg), "--workdir", str(tmp_path / "w2"), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--workdir", str(tmp_path / "w3"), "--device", "tpu9"]) == 2

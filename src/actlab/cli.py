@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> None:
         cfg = cfg.model_copy(update={"data_dir": args.data_dir})
     run_pipeline(cfg, Path(args.workdir or Path("runs") / cfg.name), progress=not args.no_progress,
                  report=not args.no_report, workers=args.workers, ray=args.ray, ray_address=args.ray_address,
-                 threads=args.threads)
+                 threads=args.threads, device=args.device)
 
 
 def _results(args: argparse.Namespace) -> None:
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", action="store_true", help="train runs as Ray tasks (a local Ray instance)")
     p.add_argument("--ray-address", help="train runs as Ray tasks on this cluster (implies --ray)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per worker")
+    p.add_argument("--device", help="where runs train, e.g. cuda (default: the CPU)")
     p.add_argument("--data-dir", help="where mnist, fashion_mnist and cifar10 are read from (overrides the config's "
                    "data_dir)")
     p.set_defaults(fn=_run)

@@ -45,7 +45,8 @@ LEASE_S = 120.0  # a run whose worker stops renewing its claim for this long is 
 
 
 def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = True, *, workers: int = 0,
-                   ray: bool = False, ray_address: str | None = None, threads: int = 1) -> RunStore:
+                   ray: bool = False, ray_address: str | None = None, threads: int = 1,
+                   device: str | None = None) -> RunStore:
     """Train every run of the grid that is not finished yet; return the store.
 
     Finished runs (``done`` or ``diverged``) are skipped, so re-running after an
@@ -55,7 +56,15 @@ def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = 
     spawned here, one thread each; Ray tasks with ``ray``; or several
     ``actlab run`` on one work directory) train each run exactly once; a run
     seeds itself, so the results equal a sequential run's at the same thread count.
+    ``device`` (e.g. ``"cuda"``) is where each run trains; it is not part of the run's config.
     """
+    if device is not None:
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise ActlabError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1)") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ActlabError(f"device {device!r} was asked for, but this torch sees no CUDA device")
     store = RunStore(workdir)
     configs = grid(cfg)
     store.enqueue(cfg.name, configs)
@@ -63,15 +72,15 @@ def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = 
         raise ActlabError(f"workers must be >= 0 (0: train in this process), got {workers}")
     if ray or ray_address:
         _drive(store, cfg.name, len(configs), progress, _ray_tasks(store.workdir, cfg.name, workers or 1, ray_address,
-                                                                    threads))
+                                                                    threads, device))
     elif workers:
-        _drive(store, cfg.name, len(configs), progress, _processes(store.workdir, cfg.name, workers, threads))
+        _drive(store, cfg.name, len(configs), progress, _processes(store.workdir, cfg.name, workers, threads, device))
     else:
-        _in_process(store, cfg, progress)
+        _in_process(store, cfg, progress, device)
     return store
 
 
-def _in_process(store: RunStore, cfg: ExperimentConfig, progress: bool) -> None:
+def _in_process(store: RunStore, cfg: ExperimentConfig, progress: bool, device: str | None = None) -> None:
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         runs_task = bar.add_task(f"{cfg.name}: runs", total=store.open_runs(cfg.name))
@@ -85,11 +94,11 @@ def _in_process(store: RunStore, cfg: ExperimentConfig, progress: bool) -> None:
             bar.remove_task(bar.task_ids[-1])
             bar.advance(runs_task)
 
-        work(store, cfg.name, on_run=on_run, after_run=after_run)
+        work(store, cfg.name, on_run=on_run, after_run=after_run, device=device)
 
 
 def work(store: RunStore, experiment: str, *, alive: Callable[[], bool] | None = None, on_run=None,
-         after_run=None) -> int:
+         after_run=None, device: str | None = None) -> int:
     """Claim and train runs of ``experiment`` until every run is finished (waiting for runs other
     processes hold, and taking over those whose holder dies); returns how many this worker finished."""
     worker, datasets, finished = lease.worker_id("grid"), {}, 0
@@ -107,7 +116,7 @@ def work(store: RunStore, experiment: str, *, alive: Callable[[], bool] | None =
         on_batch = on_run(run, datasets[key]) if on_run else None
         renew, close = _renewer(store.workdir, claim)
         with lease.heartbeat(renew, LEASE_S / 4, close):
-            finished += _one_run(store, experiment, claim, datasets[key], on_batch)
+            finished += _one_run(store, experiment, claim, datasets[key], on_batch, device)
         if after_run:
             after_run()
     return finished
@@ -124,7 +133,8 @@ def _renewer(workdir: Path, claim: RunClaim) -> tuple[Callable[[], bool], Callab
     return renew, lambda: held and held[0].close()
 
 
-def worker_main(workdir: str, experiment: str, threads: int = 1, ray_worker: bool = False) -> int:
+def worker_main(workdir: str, experiment: str, threads: int = 1, ray_worker: bool = False,
+                device: str | None = None) -> int:
     """A spawned (or Ray) worker: claims runs until the grid is done or the process that started
     it is gone (so killing a driver leaves no worker behind)."""
     if not ray_worker:
@@ -132,14 +142,15 @@ def worker_main(workdir: str, experiment: str, threads: int = 1, ray_worker: boo
     torch.set_num_threads(threads)
     store = RunStore(workdir)
     try:
-        return work(store, experiment, alive=lease.parent_watch())
+        return work(store, experiment, alive=lease.parent_watch(), device=device)
     finally:
         store.close()
 
 
-def _processes(workdir: Path, experiment: str, n: int, threads: int):
+def _processes(workdir: Path, experiment: str, n: int, threads: int, device: str | None = None):
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(str(workdir), experiment, threads), daemon=True) for _ in range(n)]
+    procs = [ctx.Process(target=worker_main, args=(str(workdir), experiment, threads, False, device), daemon=True)
+             for _ in range(n)]
     for p in procs:
         p.start()
     try:
@@ -151,7 +162,8 @@ def _processes(workdir: Path, experiment: str, n: int, threads: int):
             p.join(timeout=10)
 
 
-def _ray_tasks(workdir: Path, experiment: str, n: int, address: str | None, threads: int):
+def _ray_tasks(workdir: Path, experiment: str, n: int, address: str | None, threads: int,
+               device: str | None = None):
     try:
         import ray
     except ImportError:
@@ -161,7 +173,7 @@ def _ray_tasks(workdir: Path, experiment: str, n: int, address: str | None, thre
         ray.init(address=address, num_cpus=None if address else n, include_dashboard=False,
                  log_to_driver=False, ignore_reinit_error=True)
     task = ray.remote(num_cpus=1)(worker_main)
-    refs = [task.remote(str(workdir), experiment, threads, True) for _ in range(n)]
+    refs = [task.remote(str(workdir), experiment, threads, True, device) for _ in range(n)]
     try:
         yield lambda: bool(ray.wait(refs, num_returns=len(refs), timeout=0)[1])
         ray.get(refs)  # a task's error surfaces here
@@ -196,7 +208,7 @@ def _drive(store: RunStore, experiment: str, total: int, progress: bool, backend
                           "run the same command again to continue")
 
 
-def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) -> int:
+def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch, device: str | None = None) -> int:
     rid, run = claim.run_id, claim.config
     for name in run.get("plugins", ()):
         import_plugin(name)
@@ -218,12 +230,13 @@ def _one_run(store: RunStore, experiment: str, claim: RunClaim, data, on_batch) 
         on_epoch(record)
     try:
         result = train_run(model, data, TrainConfig(**run["train"]), on_epoch=on_epoch, on_batch=on_batch,
-                           resume=state, save_state=lambda s: _save_state(s, saved))
+                           resume=state, save_state=lambda s: _save_state(s, saved), device=device)
     except Exception as exc:  # noqa: BLE001 — a broken run must not stop the grid
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return int(store.finish_run(rid, "failed", error=error, claim=claim))
     finally:
         tb.close()
+    model.cpu()  # curves and the checkpoint are on the CPU whatever the run trained on
     store.put_artifact(rid, "curves_after", activation_curves(model))
     info["train_time"] = result.train_time
     if result.status == "done" and store.holds(claim):  # saved before the run is marked finished

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from actlab.errors import ActlabError
 from actlab.data.base import DatasetSplits, Split
 from actlab.train.config import LR_SCHEDULES, TrainConfig
 from actlab.train.metrics import classification_metrics
@@ -67,13 +68,15 @@ def _set_progress(modules: list[nn.Module], step: int, epoch: float) -> None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, num_classes: int, batch_size: int = 1000) -> dict[str, float]:
-    """Loss, accuracy and macro precision/recall/F1 of ``model`` on a split."""
+    """Loss, accuracy and macro precision/recall/F1 of ``model`` on a split (on the model's device)."""
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     losses, preds = [], []
     for i in range(0, len(split), batch_size):
-        logits = model(split.x[i : i + batch_size])
-        losses.append(F.cross_entropy(logits, split.y[i : i + batch_size], reduction="sum"))
-        preds.append(logits.argmax(1))
+        y = split.y[i : i + batch_size].to(device)
+        logits = model(split.x[i : i + batch_size].to(device))
+        losses.append(F.cross_entropy(logits, y, reduction="sum").cpu())
+        preds.append(logits.argmax(1).cpu())
     pred = torch.cat(preds)
     metrics = classification_metrics(split.y, pred, num_classes)
     metrics["loss"] = float(torch.stack(losses).sum() / max(len(split), 1))
@@ -89,6 +92,7 @@ def train_run(
     *,
     resume: dict | None = None,
     save_state: Callable[[dict], None] | None = None,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data.train``, validating every epoch; test at the end.
 
@@ -97,7 +101,13 @@ def train_run(
     ``save_state`` gets everything needed to continue (model, optimiser,
     schedule, both random generators, history); ``resume`` with such a state
     continues at the next epoch, with the same results as a run never stopped.
+    ``device`` (e.g. ``"cuda"``) moves the model there and each batch as it is used.
     """
+    if device is not None:
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ActlabError("device 'cuda' was asked for, but this torch sees no CUDA device")
+        model.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(_param_groups(model, cfg.lr))
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
@@ -125,6 +135,8 @@ def train_run(
             _set_progress(progressive, step, step / steps_per_epoch)
             idx = order[i : i + cfg.batch_size]
             x, y = data.train.x[idx], data.train.y[idx]
+            if device is not None:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
@@ -140,8 +152,8 @@ def train_run(
             step += 1
             loss_sum += float(loss.detach()) * len(y)
             seen += len(y)
-            preds.append(logits.detach().argmax(1))
-            targets.append(y)
+            preds.append(logits.detach().argmax(1).cpu())
+            targets.append(y.cpu())
             if on_batch:
                 on_batch()
         if result.status == "diverged":
