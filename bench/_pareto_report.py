@@ -200,8 +200,9 @@ def verdict_lines(v: dict, noise: dict[str, float]) -> list[str]:
 
 
 def markdown(result: dict) -> str:
+    cpu = result.get("cpu", {})
     lines = ["# Fewer parameters for the same accuracy: width sweep", "",
-             f"Seeds {result['seeds']}; accuracy is test accuracy, mean ± std over seeds. Stored = parameters + "
+             f"CPU: {cpu.get('name', '?')} ({cpu.get('isa', '?')}). Seeds {result['seeds']}; accuracy is test accuracy, mean ± std over seeds. Stored = parameters + "
              "buffers at inference (lookup tables included); FLOPs per sample by `model_cost` (ReLU = 1 flop per "
              "element, a 64-knot table 8, transcendental functions 10); latency of the lowest seed's model: "
              f"`measure_latency` ({result['latency_repeats']} calls) at {result['threads']} thread(s), repeated in "

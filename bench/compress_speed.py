@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import keep_freed_memory  # noqa: E402
+from _timing import cpu_info, keep_freed_memory  # noqa: E402
 
 from actlab.activations import make_activation
 from actlab.compress import _fastpath, _kernel
@@ -125,7 +125,9 @@ def markdown(result: dict) -> str:
     title = (f"# Compressed activation speed ({result['elements']} elements, "
              f"{result['threads']} thread(s), median of {result['repeats']})")
     before, after = result["load_average_before_after"]
-    lines = [title, "", f"subnet: {result['subnet']}; 1-minute load average {before:.1f} before, "
+    cpu = result.get("cpu", {})
+    lines = [title, "", f"CPU: {cpu.get('name', '?')} ({cpu.get('isa', '?')}); kernel path "
+             f"{result['fastest_table']}.", "", f"subnet: {result['subnet']}; 1-minute load average {before:.1f} before, "
              f"{after:.1f} after ({os.cpu_count()} CPUs)", "",
              "| activation | median ms | ns / element | vs relu | median CPU ms | CPU vs relu |",
              "|---|---|---|---|---|---|"]
@@ -155,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     kept = keep_freed_memory()
-    result = run(args.quick, args.repeats or (5 if args.quick else 21)) | {"malloc_keeps_freed_memory": kept}
+    result = run(args.quick, args.repeats or (5 if args.quick else 21)) | {"malloc_keeps_freed_memory": kept,
+                                                                         "cpu": cpu_info()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compress_speed.json").write_text(json.dumps(result, indent=2, default=str))
     (args.out / "compress_speed.md").write_text(markdown(result))

@@ -48,6 +48,7 @@ from actlab.models import make_model
 from actlab.store import RunStore
 
 from _pareto_report import COMPRESSED, markdown, matches, plot, verdict  # bench/ is on sys.path: run as a script
+from _timing import cpu_info
 
 FIXED = ["relu", "sigmoid"]
 LEARNED = ["slaf(degree=4,basis=chebyshev)", "spline(knots=32)", "rational", "subnet(hidden=8)"]
@@ -268,7 +269,7 @@ def main() -> None:
                     "this_invocation_s": wall[dataset]})
     if args.train_only:
         return
-    result = {"seeds": seeds, "threads": args.threads, "latency_rounds": LATENCY_ROUNDS,
+    result = {"cpu": cpu_info(), "seeds": seeds, "threads": args.threads, "latency_rounds": LATENCY_ROUNDS,
               "latency_repeats": LATENCY_REPEATS, "datasets": out, "runs": all_rows}
     (results / "pareto.json").write_text(json.dumps(result, indent=2))
     text = markdown(result)

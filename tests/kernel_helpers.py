@@ -21,3 +21,19 @@ def require_built(library: CppLibrary) -> None:
     if shutil.which("c++") is None:
         pytest.skip(NO_COMPILER)
     assert library.load(), f"the {library.name} kernels failed to build: {library.error}"
+
+
+def assert_thread_count_free(run) -> None:
+    """``run()`` (a tuple of tensors) gives the same bits at 1 and at 2 intra-op threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(2)
+        two = run()
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two, strict=True):
+        assert torch.equal(a, b)
