@@ -135,15 +135,38 @@ def poly_coefficients(target, lo: Tensor, hi: Tensor, degree: int, sample: Tenso
 
 
 def make_module(target, lo: Tensor, hi: Tensor, method: str, size: int, sample: Tensor | None = None,
-                least_squares: bool = False, fast: str = "auto") -> nn.Module:
-    """The compressed module of ``method`` with ``size`` knots (or degree) on [lo, hi]."""
+                least_squares: bool = False, fast: str = "auto", tails: Tensor | None = None) -> nn.Module:
+    """The compressed module of ``method`` with ``size`` knots (or degree) on [lo, hi].
+
+    ``tails`` (C, 2), the slopes to continue with below lo and above hi (NaN:
+    the fit's own end slope; see :mod:`actlab.compress.tails`). A table or
+    cubic spline then spends its first and last of ``size`` knots on one
+    tail segment each, just outside [lo, hi], so the kernels need no change.
+    """
     check_method(method)
     check_size(method, size)
     if method == "poly":
-        return PolyActivation(poly_coefficients(target, lo, hi, size, sample, least_squares), lo, hi)
+        return PolyActivation(poly_coefficients(target, lo, hi, size, sample, least_squares), lo, hi, tails=tails)
+    if tails is None or size < 4:
+        if method == "cubic":
+            return CubicActivation(cubic_coefficients(target, lo, hi, size), lo, hi)
+        return PWLActivation(pwl_values(target, lo, hi, size, sample, least_squares), lo, hi, fast=fast)
+    h = (hi - lo) / (size - 3)
     if method == "cubic":
-        return CubicActivation(cubic_coefficients(target, lo, hi, size), lo, hi)
-    return PWLActivation(pwl_values(target, lo, hi, size, sample, least_squares), lo, hi, fast=fast)
+        coef = cubic_coefficients(target, lo, hi, size - 2)  # (C, K-3, 4) in t, one unit of t = h
+        end = coef[:, -1]
+        s_lo = torch.where(tails[:, 0].isnan(), coef[:, 0, 1] / h, tails[:, 0])
+        s_hi = torch.where(tails[:, 1].isnan(), (end[:, 1] + 2 * end[:, 2] + 3 * end[:, 3]) / h, tails[:, 1])
+        zero = torch.zeros_like(h)
+        left = torch.stack([coef[:, 0, 0] - s_lo * h, s_lo * h, zero, zero], 1)
+        right = torch.stack([end.sum(1), s_hi * h, zero, zero], 1)
+        coef = torch.cat([left[:, None], coef, right[:, None]], 1)
+        return CubicActivation(coef, lo - h, hi + h)
+    values = pwl_values(target, lo, hi, size - 2, sample, least_squares)
+    s_lo = torch.where(tails[:, 0].isnan(), (values[:, 1] - values[:, 0]) / h, tails[:, 0])
+    s_hi = torch.where(tails[:, 1].isnan(), (values[:, -1] - values[:, -2]) / h, tails[:, 1])
+    values = torch.cat([(values[:, 0] - s_lo * h)[:, None], values, (values[:, -1] + s_hi * h)[:, None]], 1)
+    return PWLActivation(values, lo - h, hi + h, fast=fast)
 
 
 def errors(target, module: nn.Module, lo: Tensor, hi: Tensor, size: int,
@@ -166,15 +189,16 @@ def _rows(module: nn.Module, xs: Tensor) -> Tensor:
 
 
 def fit(target, lo: Tensor, hi: Tensor, method: str, size: int, sample: Tensor | None = None,
-        least_squares: bool = False, fast: str = "auto") -> Fit:
+        least_squares: bool = False, fast: str = "auto", tails: Tensor | None = None) -> Fit:
     """Fit ``method`` with ``size`` knots (pwl, cubic) or degree (poly) and measure its errors."""
-    module = make_module(target, lo, hi, method, size, sample, least_squares, fast)
+    module = make_module(target, lo, hi, method, size, sample, least_squares, fast, tails)
     max_err, weighted = errors(target, module, lo, hi, size, sample)
     return Fit(module, method, size, lo, hi, max_err, weighted)
 
 
 def fit_to_tolerance(target, lo: Tensor, hi: Tensor, method: str, tolerance: float,
-                     sample: Tensor | None = None, least_squares: bool = False, fast: str = "auto") -> Fit:
+                     sample: Tensor | None = None, least_squares: bool = False, fast: str = "auto",
+                     tails: Tensor | None = None) -> Fit:
     """The fit with the smallest size whose ``max_error`` is at most ``tolerance``.
 
     Sizes double from the smallest (2 knots, degree 1) until one passes, then
@@ -190,7 +214,7 @@ def fit_to_tolerance(target, lo: Tensor, hi: Tensor, method: str, tolerance: flo
     tried: dict[int, Fit] = {}
 
     def attempt(size: int) -> bool:
-        tried[size] = fit(target, lo, hi, method, size, sample, least_squares, fast)
+        tried[size] = fit(target, lo, hi, method, size, sample, least_squares, fast, tails)
         return tried[size].max_error <= tolerance
 
     if attempt(smallest):

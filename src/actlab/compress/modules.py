@@ -202,14 +202,34 @@ class PolyActivation(_Compressed):
 
     ``coeffs`` (d+1,) or (C, d+1) are the coefficients of u^0 ... u^d; the
     normalised variable keeps them of moderate size. Beyond the range it
-    continues as the tangent line at the range ends.
+    continues as a straight line from the range ends, with the slopes
+    ``tails`` (C, 2) (below lo, above hi, in x units; NaN or None: the
+    tangent at the range end).
     """
 
-    def __init__(self, coeffs: Tensor, lo: Tensor | float, hi: Tensor | float) -> None:
+    def __init__(self, coeffs: Tensor, lo: Tensor | float, hi: Tensor | float, tails: Tensor | None = None) -> None:
         super().__init__()
         coeffs = _as_rows(coeffs, "coeffs")
         self.register_buffer("coeffs", coeffs)
         self._init_range(lo, hi, coeffs.shape[0])
+        self.register_buffer("tail_slope", self._tail_slope(tails))
+
+    def _tail_slope(self, tails: Tensor | None) -> Tensor:
+        """(C, 2) slopes in u units: the given ones, or the tangents at u = -1 and u = 1."""
+        k = torch.arange(self.coeffs.shape[1], dtype=torch.float64)
+        c = self.coeffs.double()
+        tangent = torch.stack([(c * k * (-1.0) ** (k - 1).clamp_min(0)).sum(1), (c * k).sum(1)], 1)
+        if tails is None:
+            return tangent.float()
+        given = torch.as_tensor(tails, dtype=torch.float64).reshape(-1, 2) * ((self.hi - self.lo).double() / 2)[:, None]
+        return torch.where(given.isnan(), tangent, given).float()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """Files written before tails were stored continue with the tangent, as they did."""
+        if prefix + "coeffs" in state_dict and prefix + "tail_slope" not in state_dict:
+            old = PolyActivation(state_dict[prefix + "coeffs"], state_dict[prefix + "lo"], state_dict[prefix + "hi"])
+            state_dict[prefix + "tail_slope"] = old.tail_slope
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     @property
     def size(self) -> int:
@@ -222,13 +242,12 @@ class PolyActivation(_Compressed):
         uc = torch.clamp(u, -1.0, 1.0)
         cs = [self._view(c.to(x.dtype), x) for c in self.coeffs.unbind(1)]
         y = cs[-1] * torch.ones_like(uc)
-        dy = torch.zeros_like(uc)
         for c in reversed(cs[:-1]):
-            dy = dy * uc + y
             y = y * uc + c
-        return y + dy * (u - uc)
+        s_lo, s_hi = (self._view(t.to(x.dtype), x) for t in self.tail_slope.unbind(1))
+        return y + torch.where(u < 0, s_lo, s_hi) * (u - uc)
 
     def flops_per_element(self) -> float:
         # normalise as one multiply-add (2), clamp (2), Horner for the value (2d),
-        # tail line (2, plus 2d for the slope by Horner)
-        return 6.0 + 4.0 * self.size
+        # tail line: pick the slope (1), multiply-add (3)
+        return 8.0 + 2.0 * self.size

@@ -40,6 +40,7 @@ def compress_run(
     calibration_size: int = 2048,
     latency: bool = True,
     onnx: str | Path | None = None,
+    tails: str = "target",
 ) -> dict:
     """Compress the model of run ``ref`` and store it as a derived run; returns a summary row.
 
@@ -52,7 +53,8 @@ def compress_run(
     trained = load_run(store, ref)
     run, data, model = trained.run, trained.data, trained.model
     cfg = run["config"]
-    compressed, reports = compress_model(model, **spec.kwargs(), calibration=data.train.x[:calibration_size])
+    compressed, reports = compress_model(model, **spec.kwargs(), calibration=data.train.x[:calibration_size],
+                                         tails=tails)
     compressed.eval()
     derived = cfg | {"activation": f"{cfg['activation']} -> {spec.label()}", "compressed_from": run["run_id"]}
     rid = run_id(derived)
@@ -60,6 +62,7 @@ def compress_run(
     after = evaluate(compressed, data.test, data.num_classes)
     info = {"dataset_description": run["info"].get("dataset_description", cfg["dataset"]),
             "compressed_from": run["run_id"], "sites": [r.as_dict() for r in reports],
+            "fidelity": {k: c.as_dict() for k, c in reports.model.items()},
             "original_test_acc": before["acc"], "original_cost": inference_cost(model, data.test.x, latency)}
     info["cost"] = inference_cost(compressed, data.test.x, latency)
     info["params"] = info["cost"]["params"]
