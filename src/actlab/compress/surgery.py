@@ -173,7 +173,8 @@ def _compress_site(name, module, sample, spec: CompressSpec, percentiles, least_
         exact = None
         tails = None
         if faithful:
-            lo, hi = widen(lo, hi, module)
+            if spec.method != "poly":
+                lo, hi = widen(lo, hi, module)
             tails = tail_slopes(target, lo, hi)
         if spec.size is not None:
             result = fit(target, lo, hi, spec.method, spec.size, rows, least_squares, fast, tails)

@@ -4,19 +4,25 @@ A fit covers the calibration range, the percentiles of the inputs a site saw.
 Beyond it every compressed form continues as a straight line, and that line
 should be the target's, not an accident of the last table segment:
 
-* **Tail slopes** (:func:`tail_slopes`): per channel, the least-squares line
-  through the range end ``(lo, f(lo))`` over the window ``[lo - W, lo]``
+* **Tail slopes** (:func:`tail_slopes`): per channel, the line through the
+  range end ``(lo, f(lo))`` whose slope is the mean of the secant slopes
+  from there to 64 points evenly spaced over the window ``[lo - W, lo]``
   (and likewise beyond ``hi``), ``W = hi - lo``, which covers the inputs
   twice as large as those seen (the stress set of
   :mod:`actlab.compress.fidelity`). For a target that is affine there (a
   spline or SLAF beyond its own breakpoints, GELU's right side) this is its
-  own continuation; for a rational or an expression it is the slope it
-  shows over the window, a compromise between near and far (a wider window
-  follows the asymptote further out but misses more near the range). A window where the target is not finite (``exp`` far out) keeps the
-  end segment's slope, as before.
+  own continuation; for a rational or an expression it is a compromise
+  between its slope near the range end and further out. The plain
+  least-squares line and windows of two widths follow the asymptote further
+  out but changed outputs on the stress set more (2-6x on the smoke grid,
+  ``bench/compress_accuracy.py --stress --quick``). A window where the target
+  is not finite (``exp`` far out) keeps the end segment's slope, as before.
 * **Breakpoints** (:func:`linear_beyond`): actlab's spline and SLAF are affine
-  beyond a range of their own; the fitting range is widened to cover it (up to
-  ``MAX_WIDEN`` times the calibration width), so the tails above are exact.
+  beyond a range of their own; a table's or cubic spline's range is widened to
+  cover it when that costs little resolution (up to ``MAX_WIDEN`` times the
+  calibration width), so the tails above are exact. A polynomial is never
+  widened: it is one function over its whole range, and a wider range costs
+  accuracy everywhere (measured in bench/compress_accuracy.py --stress).
 * **Exact forms** (:func:`exact_form`): a linear spline *is* a lookup table and
   a cubic B-spline *is* a cubic table: they are compressed by reusing their
   knots, exactly at any input.
@@ -31,7 +37,7 @@ from actlab.activations.learnable.slaf import SLAF
 from actlab.activations.learnable.spline import Spline, cubic_table
 from actlab.compress.modules import CubicActivation, PWLActivation
 
-MAX_WIDEN = 4.0  # the widened range is at most this many times the calibration width
+MAX_WIDEN = 2.0  # the widened range is at most this many times the calibration width
 WINDOW = 1.0  # tail windows span this many calibration widths beyond each end
 POINTS = 64
 
@@ -67,9 +73,8 @@ def tail_slopes(target, lo: Tensor, hi: Tensor) -> Tensor:
     xs = torch.cat([lo[:, None], lo[:, None] - d, hi[:, None], hi[:, None] + d], 1)
     f = target(xs)
     f_lo, left, f_hi, right = f[:, :1], f[:, 1:POINTS + 1], f[:, POINTS + 1:POINTS + 2], f[:, POINTS + 2:]
-    denom = (d * d).sum(1)
-    s_left = ((-d) * (left - f_lo)).sum(1) / denom
-    s_right = (d * (right - f_hi)).sum(1) / denom
+    s_left = ((left - f_lo) / -d).mean(1)  # the mean secant slope from the range end
+    s_right = ((right - f_hi) / d).mean(1)
     slopes = torch.stack([s_left, s_right], 1)
     return torch.where(torch.isfinite(slopes), slopes, torch.nan)
 
