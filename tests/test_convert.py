@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 import actlab
-from actlab.activations.convert import ChannelsLast
 from byo_models import ResNet18Like, ViTBlock
 
 
@@ -48,7 +47,7 @@ def test_convert_vit_block_puts_per_channel_parameters_on_the_last_dim():
     model, x = ViTBlock(), torch.randn(2, 5, 16)
     new, table = actlab.convert(model, "rational", example_input=x, sharing="channel")
     assert [(r.name, r.original, r.width) for r in table] == [("mlp.1", "GELU", 32)]
-    assert isinstance(new.mlp[1], ChannelsLast) and new.mlp[1].act.n_units == 32
+    assert new.mlp[1].channel_dim == -1 and new.mlp[1].n_units == 32
     assert new(x).shape == (2, 3)
     first = actlab.convert(model, "rational", example_input=x, sharing="channel", channels="first")[1]
     assert first[0].width == 5

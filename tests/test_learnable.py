@@ -95,9 +95,10 @@ def test_layer_sharing_accepts_any_rank_and_curve_is_one_dimensional(spec):
 
 
 @pytest.mark.parametrize("spec", FAMILIES)
-def test_channel_sharing_without_a_site_is_a_clear_error(spec):
-    with pytest.raises(ActlabError, match="needs a site"):
-        make_activation(with_sharing(spec, "channel"))
+def test_channel_sharing_without_a_site_takes_the_width_from_the_first_input(spec):
+    module = make_activation(with_sharing(spec, "channel"))
+    assert module.n_units == 1 and module.lazy_units
+    assert module(torch.randn(2, 6, 3)).shape == (2, 6, 3) and module.n_units == 6
 
 
 @pytest.mark.parametrize("spec", FAMILIES + ["slaf(degree=16,basis=chebyshev)", "slaf(degree=8,basis=hermite)",

@@ -9,8 +9,10 @@ Which dimension holds the channels (``channels=``): actlab's families keep
 per-unit parameters along dim 1 (:mod:`.learnable._sharing`), which is right
 for 2-D (N, F) and conv-like (N, C, ...) inputs. A 3-D input is taken as a
 channels-last token tensor (N, T, D) of a transformer by default
-(``channels="auto"``), so per-channel sharing gets D units; the activation is
-then wrapped in :class:`ChannelsLast`, which moves D to dim 1 and back. Pass
+(``channels="auto"``), so per-channel sharing gets D units: actlab's families
+are made with ``channel_dim=-1`` (a free reshape to (N*T, D) inside), other
+per-unit modules are wrapped in :class:`ChannelsLast`, which moves D to dim 1
+and back. Pass
 ``channels="first"`` for Conv1d models, ``"last"`` to force it. With the
 default ``sharing=layer`` the choice changes nothing.
 
@@ -94,7 +96,9 @@ def _build(spec: object, shape: tuple[int, ...], channels: str) -> tuple[nn.Modu
     last, width = _channels_last(shape, channels), _width(shape, channels)
     kind = "conv" if len(shape) >= 3 and not last else "dense"
     act = make_activation(spec, Site(width, kind))
-    if last and getattr(act, "n_units", 1) > 1:
+    if last and getattr(act, "n_units", 1) > 1 and hasattr(act, "channel_dim"):
+        act.channel_dim = -1  # actlab's families take channels last themselves (a reshape, no copy)
+    elif last and getattr(act, "n_units", 1) > 1:
         act = ChannelsLast(act)
         act.is_activation = False  # the site is the inner module, which sees channels on dim 1
     return act, width

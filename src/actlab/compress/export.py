@@ -67,6 +67,10 @@ def export_onnx(
     names = ["input"] if len(args) == 1 else [f"input{i}" for i in range(len(args))]
     batch = torch.export.Dim("batch")
     dynamic = tuple({0: batch} for _ in args) if dynamic_batch else None
+    if dynamic_batch and any(a.shape[0] == 1 for a in args):
+        # torch.export specialises size-1 dims; some models (timm's ConvNeXt) then fail to keep
+        # the batch dynamic, so trace with the example repeated to batch 2
+        args = tuple(torch.cat([a, a]) if a.shape[0] == 1 else a for a in args)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:

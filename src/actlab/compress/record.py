@@ -23,10 +23,11 @@ class InputSample:
     sample is ``values`` of shape (C, n); inputs of ndim < 2 count as C = 1.
     """
 
-    def __init__(self, max_samples: int = 20_000, seed: int = 0) -> None:
+    def __init__(self, max_samples: int = 20_000, seed: int = 0, dim: int = 1) -> None:
         if max_samples < 1:
             raise ActlabError(f"max_samples must be at least 1, got {max_samples}")
         self.max_samples = max_samples
+        self.dim = dim  # where the channels are: an activation with channel_dim=-1 sees (B, T, D)
         self._gen = torch.Generator().manual_seed(seed)
         self._values: Tensor | None = None
         self._keys: Tensor | None = None
@@ -36,6 +37,8 @@ class InputSample:
 
     def add(self, x: Tensor) -> None:
         x = x.detach().to("cpu", torch.float32)
+        if self.dim != 1 and x.ndim > 2:  # channels elsewhere: as (n, C), the layout the module takes too
+            x = x.movedim(self.dim, -1).reshape(-1, x.shape[self.dim])
         cols = x.reshape(1, -1) if x.ndim < 2 else x.transpose(0, 1).reshape(x.shape[1], -1)
         if self.width is not None and cols.shape[0] != self.width:
             raise ActlabError(
@@ -77,7 +80,7 @@ def record_inputs(
     handles = []
     for name, module in sites.items():
         if id(module) not in by_module:
-            by_module[id(module)] = InputSample(max_samples, seed)
+            by_module[id(module)] = InputSample(max_samples, seed, getattr(module, "channel_dim", 1))
             # a pre-hook: an inplace activation has already overwritten its input when a forward hook runs
             handles.append(module.register_forward_pre_hook(_hook(by_module[id(module)])))
         samples[name] = by_module[id(module)]

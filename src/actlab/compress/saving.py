@@ -20,6 +20,7 @@ from torch import nn
 
 from actlab.activations.convert import convert
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
+from actlab.compress.moved import ChannelsMoved
 from actlab.compress.snap import SnappedActivation
 from actlab.errors import ActlabError
 
@@ -34,6 +35,8 @@ def _args(module: nn.Module) -> dict | None:
         return {"class": "cubic", "shape": list(module.coef.shape)}
     if isinstance(module, PolyActivation):
         return {"class": "poly", "shape": list(module.coeffs.shape)}
+    if isinstance(module, ChannelsMoved):  # its inner module is listed after it
+        return {"class": "moved", "shape": [], "dim": module.dim}
     if isinstance(module, SnappedActivation):
         return {"class": "snapped", "shape": [module.a.numel()], "expression": module.expression}
     return None
@@ -41,6 +44,8 @@ def _args(module: nn.Module) -> dict | None:
 
 def _rebuild(args: dict) -> nn.Module:
     kind, shape = args["class"], args["shape"]
+    if kind == "moved":
+        return ChannelsMoved(nn.Identity(), args["dim"])
     lo, hi = torch.zeros(shape[0]), torch.ones(shape[0])  # placeholders, overwritten by the state_dict
     if kind == "pwl":
         return PWLActivation(torch.zeros(shape), lo, hi, args["fast"])

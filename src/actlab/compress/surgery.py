@@ -25,6 +25,7 @@ from actlab.activations.sites import find_activations
 from actlab.compress.fidelity import Change, model_changes, site_changes
 from actlab.compress.fit import DEFAULT_PERCENTILES, Fit, errors, fit, fit_to_tolerance, input_range
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
+from actlab.compress.moved import ChannelsMoved
 from actlab.compress.probe import first_inputs, not_elementwise
 from actlab.compress.record import record_inputs
 from actlab.compress.spec import CompressSpec
@@ -34,7 +35,7 @@ from actlab.errors import ActlabError
 
 CHEAP: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.Hardtanh, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardsigmoid, HardSigmoid, nn.Identity,
-    nn.Threshold, nn.Hardshrink, nn.Softshrink, PWLActivation, CubicActivation, PolyActivation,
+    nn.Threshold, nn.Hardshrink, nn.Softshrink, PWLActivation, CubicActivation, PolyActivation, ChannelsMoved,
 )
 
 
@@ -182,10 +183,12 @@ def _compress_site(name, module, sample, spec: CompressSpec, percentiles, least_
             result = fit_to_tolerance(target, lo, hi, spec.method, spec.tolerance, rows, least_squares, fast, tails)
     result.module.train(module.training)
     in_range, stress = site_changes(target, result.module, rows)
+    dim = getattr(module, "channel_dim", 1)
+    replacement = ChannelsMoved(result.module, dim) if channels > 1 and dim != 1 else result.module
     report = SiteReport(name, type(module).__name__, spec.method, result.size, channels, float(lo.min()),
                         float(hi.max()), result.max_error, result.weighted_error, in_range.max, in_range.mean,
                         stress.max, stress.mean, exact is not None)
-    return result.module, report
+    return replacement, report
 
 
 def _num(v: float | None) -> str:

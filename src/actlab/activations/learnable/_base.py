@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
 from actlab.activations.learnable._sharing import unit_grid, ungrid
+from actlab.errors import SpecError
 
 
 class LearnableActivation(nn.Module):
@@ -18,11 +19,81 @@ class LearnableActivation(nn.Module):
     """
 
     family = "learnable"
+    # the per-unit parameters and buffers, and the dim of each that indexes the units
+    unit_tensors: dict[str, int] = {}
 
     def __init__(self, n_units: int) -> None:
         super().__init__()
         self.n_units = n_units
         self.init_error: dict[str, float] = {}
+        self.channel_dim = 1  # where the channels are in the input: 1 for (N, C, ...), -1 for (B, T, D)
+        self.lazy_units = False  # per-channel sharing without a Site: the width comes from the first input
+
+    def share(self, sharing: str, site, dim: int) -> LearnableActivation:
+        """Set the channel dim; without a site, per-channel units are made on the first input."""
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            raise SpecError(f"dim must be an integer (1 for (N, C, ...), -1 for channels last), got {dim!r}")
+        self.channel_dim = dim
+        self.lazy_units = sharing != "layer" and site is None
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``_forward`` with the channels moved to dim 1 (a free reshape when they are last)."""
+        if self.lazy_units:
+            self._materialise(x)
+        if self.n_units == 1 or self.channel_dim == 1:
+            return self._forward(x)
+        if (x.dim() < 2 or self.channel_dim >= x.dim() or self.channel_dim < -x.dim()
+                or x.size(self.channel_dim) != self.n_units):
+            self._wrong_width(x)
+        d = self.channel_dim % x.dim()
+        if d == 1:
+            return self._forward(x)
+        if d == x.dim() - 1:
+            return self._forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        return self._forward(x.movedim(d, 1)).movedim(1, d)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.jit.unused
+    def _wrong_width(self, x):  # unannotated: TorchScript reads an unused method's signature only
+        raise SpecError(f"{self.family} has {self.n_units} channels along dim {self.channel_dim} "
+                        f"but got input of shape {tuple(x.shape)}")
+
+    @torch.jit.unused
+    def _materialise(self, x):
+        """One unit per channel of the first input: every unit starts as the fitted one."""
+        if x.dim() < 2 or not -x.dim() <= self.channel_dim < x.dim():
+            raise SpecError(f"{self.family}(sharing=channel) needs inputs with a channel dim {self.channel_dim}, "
+                            f"got shape {tuple(x.shape)}")
+        self._grow(int(x.shape[self.channel_dim]))
+
+    def _grow(self, width: int) -> None:
+        self.lazy_units = False
+        if width == self.n_units:
+            return
+        for name, dim in self.unit_tensors.items():
+            t = getattr(self, name, None)
+            if t is None:
+                continue
+            grown = t.detach().repeat_interleave(width, dim=dim)  # the same Parameter object keeps its optimiser
+            if isinstance(t, nn.Parameter):
+                t.data = grown
+            else:
+                self._buffers[name] = grown
+        self.n_units = width
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """A module whose units are made on the first input takes their number from a state_dict too."""
+        if self.lazy_units:
+            for name, dim in self.unit_tensors.items():
+                t = state_dict.get(prefix + name)
+                if t is not None and getattr(self, name, None) is not None:
+                    if t.shape[dim] != 1:
+                        self._grow(int(t.shape[dim]))
+                    break
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def fit_error(self) -> dict[str, float]:
         """Max abs and RMS error of the initial fit on ``init_range`` (empty without a fit)."""

@@ -3,7 +3,10 @@
 A learnable activation keeps its parameters as ``(C, ...)`` tensors, ``C = 1``
 for ``sharing=layer``. Channels (conv sites) and neurons (dense sites) both
 live on dim 1 of the activation tensor, so the two modes are the same code;
-the name only documents intent. A column ``p[:, k]`` is viewed as
+the name only documents intent. ``dim=-1`` (or any dim) puts the channels
+elsewhere, as in a transformer's (B, T, D); the module moves them to dim 1
+(a free reshape when they are last). Without a ``Site`` the width is taken
+from the first input, and each unit starts as the fitted one. A column ``p[:, k]`` is viewed as
 ``(C, 1, ..., 1)`` to broadcast against ``(N, C, ...)`` inputs of any rank, or
 as a 0-d tensor for ``C = 1`` so that layer sharing accepts any shape.
 """
@@ -24,10 +27,8 @@ def units(sharing: str, site: Site | None) -> int:
     """How many parameter sets a site needs under ``sharing``."""
     if sharing not in SHARING_MODES:
         raise UnknownNameError(unknown_name_message("sharing mode", str(sharing), list(SHARING_MODES)))
-    if sharing == "layer":
+    if sharing == "layer" or site is None:  # without a site: made on the first input (lazy units)
         return 1
-    if site is None:
-        raise SpecError(f"sharing={sharing} needs a site (the layer width); use sharing=layer outside a model")
     return int(site.num_features)
 
 

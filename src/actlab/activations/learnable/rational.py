@@ -36,6 +36,7 @@ class Rational(LearnableActivation):
     """Safe PAU ``P(x) / (1 + sum_k |b_k| |x|^k)``; see the module docstring."""
 
     family = "rational"
+    unit_tensors = {"numerator": 0, "denominator": 0}
 
     def __init__(self, n_units: int = 1, num: int = 5, den: int = 4) -> None:
         super().__init__(n_units)
@@ -45,7 +46,7 @@ class Rational(LearnableActivation):
     def flops_per_element(self) -> float:
         return rational_flops(self.numerator.shape[1] - 1, self.denominator.shape[1])
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         return run(RationalFn, x, self.numerator, self.denominator)
 
@@ -79,12 +80,13 @@ def sk_fit(xs: Tensor, ys: Tensor, m: int, n: int, rounds: int = 5) -> tuple[Ten
 
 
 @register_activation("rational", "pau")
-def rational(site: Site | None = None, /, num: int = 5, den: int = 4, sharing: str = "layer",
+def rational(site: Site | None = None, /, num: int = 5, den: int = 4, sharing: str = "layer", dim: int = 1,
              init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
-    """rational(num=5, den=4, sharing=layer, init=relu, init_range=3): safe PAU."""
+    """rational(num=5, den=4, sharing=layer, dim=1, init=relu, init_range=3): safe PAU."""
     for name, value in (("num", num), ("den", den)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SpecError(f"rational {name} must be a positive integer, got {value!r}")
     module = Rational(units(sharing, site), num, den)
     module.initialise(str(init), init_range, (num, den))
+    module.share(sharing, site, dim)
     return module

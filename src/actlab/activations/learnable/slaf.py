@@ -65,6 +65,7 @@ class SLAF(LearnableActivation):
     """sum_k a_k phi_k(x / range) with linear tails; see the module docstring."""
 
     family = "slaf"
+    unit_tensors = {"coef": 0, "relu_weight": 0, "running_mean": 0, "running_var": 0}
 
     def __init__(self, n_units: int = 1, degree: int = 4, basis: str = "monomial", hybrid: bool = False,
                  standardize: bool = False, range_: float = 3.0, momentum: float = 0.1) -> None:
@@ -86,7 +87,7 @@ class SLAF(LearnableActivation):
     def flops_per_element(self) -> float:
         return slaf_flops(self.degree, self.basis_name, self.relu_weight is not None)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         a = self.coef * self.scale
         if self.standardize:
@@ -137,9 +138,9 @@ class SLAF(LearnableActivation):
 
 @register_activation("slaf")
 def slaf(site: Site | None = None, /, degree: int = 4, basis: str = "monomial", hybrid: bool = False,
-         standardize: bool = False, range: float = 3.0, sharing: str = "layer", init: str = "relu",
+         standardize: bool = False, range: float = 3.0, sharing: str = "layer", dim: int = 1, init: str = "relu",
          init_range: float | list | None = None, momentum: float = 0.1) -> nn.Module:
-    """slaf(degree=4, basis=monomial, hybrid=false, standardize=false, range=3, sharing=layer, init=relu)."""
+    """slaf(degree=4, basis=monomial, hybrid=false, standardize=false, range=3, sharing=layer, dim=1, init=relu)."""
     if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
         raise SpecError(f"slaf degree must be a positive integer, got {degree!r}")
     if float(range) <= 0:
@@ -149,4 +150,5 @@ def slaf(site: Site | None = None, /, degree: int = 4, basis: str = "monomial", 
                   float(momentum))
     module.initialise(str(init), range if init_range is None else init_range,
                       (degree, str(basis), bool(hybrid), bool(standardize), float(range)))
+    module.share(sharing, site, dim)
     return module

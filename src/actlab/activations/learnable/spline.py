@@ -69,6 +69,7 @@ class Spline(LearnableActivation):
     """A learnable linear or cubic spline; see the module docstring."""
 
     family = "spline"
+    unit_tensors = {"values": 0, "lo": 0, "hi": 0}
 
     def __init__(self, n_units: int = 1, knots: int = 32, lo: float = -3.0, hi: float = 3.0, order: int = 1,
                  tv: float = 0.0, calibrate: bool = False, calibrate_batches: int = 10,
@@ -88,7 +89,7 @@ class Spline(LearnableActivation):
     def flops_per_element(self) -> float:
         return spline_flops("linear" if self.order == 1 else "cubic")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         # Checked in this order so that without calibration forward reads no buffer
         # value (torch.compile would break the graph on it).
@@ -162,9 +163,9 @@ class Spline(LearnableActivation):
 @register_activation("spline")
 def spline(site: Site | None = None, /, knots: int = 32, range: float = 3.0, lo: float | None = None,
            hi: float | None = None, order: int = 1, tv: float = 0.0, calibrate: bool = False,
-           calibrate_batches: int = 10, calibrate_sigmas: float = 3.0, sharing: str = "layer",
+           calibrate_batches: int = 10, calibrate_sigmas: float = 3.0, sharing: str = "layer", dim: int = 1,
            init: str = "relu", init_range: float | list | None = None) -> nn.Module:
-    """spline(knots=32, range=3 | lo=, hi=, order=1|3, tv=0, calibrate=false, sharing=layer, init=relu)."""
+    """spline(knots=32, range=3 | lo=, hi=, order=1|3, tv=0, calibrate=false, sharing=layer, dim=1, init=relu)."""
     if order not in (1, 3):
         raise SpecError(f"spline order must be 1 (linear) or 3 (cubic), got {order!r}")
     least = 3 if order == 1 else 5
@@ -180,4 +181,5 @@ def spline(site: Site | None = None, /, knots: int = 32, range: float = 3.0, lo:
                     int(calibrate_batches), float(calibrate_sigmas))
     module.initialise(str(init), [lo, hi] if init_range is None else init_range,
                       (knots, lo, hi, order))
+    module.share(sharing, site, dim)
     return module

@@ -38,6 +38,7 @@ class Subnet(LearnableActivation):
     """x -> w_out . inner(... inner(w_in x + b_in) ...) + b_out, per element."""
 
     family = "subnet"
+    unit_tensors = {"w_in": 0, "b_in": 0, "w_hidden": 1, "b_hidden": 1, "w_out": 0, "b_out": 0}
 
     def __init__(self, n_units: int = 1, hidden: int = 8, depth: int = 1, inner: str = "tanh") -> None:
         super().__init__(n_units)
@@ -57,7 +58,7 @@ class Subnet(LearnableActivation):
     def flops_per_element(self) -> float:
         return subnet_flops(self.hidden, self.depth, flops_per_element(self.inner))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting():  # the fused kernel (depth 1, tanh or relu); TorchScript skips this
             act = fused_act(self.inner_spec, self.depth, self.hidden)
             if act is not None and takes(x, self.n_units, self.w_in, self.b_in, self.w_out, self.b_out):
@@ -90,11 +91,12 @@ class Subnet(LearnableActivation):
 
 @register_activation("subnet")
 def subnet(site: Site | None = None, /, hidden: int = 8, depth: int = 1, inner: str = "tanh",
-           sharing: str = "layer", init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
-    """subnet(hidden=8, depth=1, inner=tanh, sharing=layer, init=relu, init_range=3)."""
+           sharing: str = "layer", dim: int = 1, init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
+    """subnet(hidden=8, depth=1, inner=tanh, sharing=layer, dim=1, init=relu, init_range=3)."""
     for name, value in (("hidden", hidden), ("depth", depth)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SpecError(f"subnet {name} must be a positive integer, got {value!r}")
     module = Subnet(units(sharing, site), hidden, depth, str(inner))
     module.initialise(str(init), init_range, (hidden, depth, str(inner)))
+    module.share(sharing, site, dim)
     return module
