@@ -36,11 +36,11 @@ def _compare(model, compressed, x, y) -> dict:
             "logit_max": float(diff.max()), "logit_mean": float(diff.mean())}
 
 
-def stress_rows(source_dir, experiments, is_learned, progress=print) -> list[dict]:
-    """One row per (run, method, tails)."""
+def stress_rows(source_dir, experiments, is_learned, seeds, progress=print) -> list[dict]:
+    """One row per (run, method, tails), for the runs of ``seeds``."""
     store = RunStore(source_dir, create=False)
     runs = [r for r in store.runs() if r["experiment"] in experiments and r["status"] == "done"
-            and is_learned(r["config"]["activation"])]
+            and is_learned(r["config"]["activation"]) and r["config"]["seed"] in seeds]
     rows = []
     for i, run in enumerate(runs):
         trained = load_run(store, run["run_id"])

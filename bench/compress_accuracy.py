@@ -286,7 +286,7 @@ def _stress(args: argparse.Namespace) -> None:
     assert actlab.ACTIVATIONS  # registers every family
     workdir = args.workdir / ("quick" if args.quick else "full")
     source, experiments = (quick_source(workdir), ("accuracy_moons",)) if args.quick else (args.source, EXPERIMENTS)
-    rows = stress_rows(source, experiments, is_learned)
+    rows = stress_rows(source, experiments, is_learned, (0,) if args.quick else SOURCE_SEEDS)
     results = workdir if args.quick else OUT / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "compress_stress.json").write_text(json.dumps({"source": os.path.relpath(source), "rows": rows},
