@@ -20,8 +20,10 @@ Seed noise: the baselines and functions drawn with seed 1 from the rest (150 in
 all), trained again with seeds 1 and 2 into ``actbench_mnist10k_seeds.csv``
 (one row per function and seed), resumable in the same way.
 
-Order: the baselines first, then the rest in one fixed random order (seed 0),
-so a partial table is a uniform sample of the space.
+Order: the baselines first, then the other functions of the seed-noise sample
+(drawn uniformly, so the seed noise can be computed early), then the rest in
+one fixed random order (seed 0), so a partial table is a uniform sample of the
+space. A restart re-queues what is still pending in this order.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ DONE = ("done", "diverged", "failed")
 
 
 def order(state: SearchState, seed: int = 0) -> list[str]:
-    """Baselines' representatives, then every other function in a fixed random order."""
-    base = list(dict.fromkeys(state.representative(b) for b in BASELINES))
+    """Baselines' representatives, the seed-noise sample, then every other function in a fixed random order."""
+    base = list(dict.fromkeys([state.representative(b) for b in BASELINES] + noise_sample(state)))
     rest = [n for n in state.names() if n not in set(base)]
     return base + [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
 
@@ -107,6 +109,8 @@ def export_table(state: SearchState, path: Path = TABLE) -> int:
 
 
 def train(state: SearchState, names: list[str], table: Path, workers: int, export_every: float) -> None:
+    with state.transaction() as db:  # what is still pending follows the current order
+        db.execute("UPDATE search_functions SET queued=NULL WHERE status='pending'")
     state.enqueue(names, "actbench")
     total = len(names)
     backend = make_backend(state.workdir, train_function, workers=workers)

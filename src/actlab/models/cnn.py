@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.sites import Site
+from actlab.errors import ActlabError
 from actlab.models.factory import MODELS
 
 
@@ -46,6 +47,9 @@ class CNN(nn.Module):
 @MODELS.register("cnn")
 def cnn(input_shape: tuple[int, ...], num_classes: int, act: Callable[[Site], nn.Module],
         channels: int = 16, pool: bool = True) -> nn.Module:
-    if len(input_shape) not in (2, 3) or min(input_shape[-2:]) < 8:
-        raise ValueError(f"cnn needs image inputs of at least 8x8, got shape {input_shape}")
+    # three valid convolutions take 7 pixels off each side; the 2x2 pool needs 2 left
+    need = 9 if pool else 8
+    if len(input_shape) not in (2, 3) or min(input_shape[-2:]) < need:
+        hint = "; cnn(pool=false) takes 8x8 (digits)" if pool else ""
+        raise ActlabError(f"cnn needs image inputs of at least {need}x{need}, got shape {tuple(input_shape)}{hint}")
     return CNN(input_shape, num_classes, act, int(channels), bool(pool))
