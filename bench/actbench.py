@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true", help="train the seed-noise sample (seeds 1 and 2)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    # kill (SIGTERM) ends like Ctrl-C: the finished rows are exported and the workers stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     jobs = ([(WORKDIR.with_name(f"actbench_seed{s}"), SETTINGS.model_copy(update={"seed": s}), NOISE_TABLE)
              for s in NOISE_SEEDS] if args.noise else [(WORKDIR, SETTINGS, TABLE)])
     for workdir, settings, table in jobs:
