@@ -98,12 +98,14 @@ class TrainableThetaReLU(nn.Module):
     def theta(self) -> Tensor:
         return QUARTER_PI * torch.sigmoid(self.raw)
 
-    def _slope(self, ndim: int) -> Tensor:
-        slope = torch.tan(self.theta)
-        return _along_dim1(slope, ndim) if self.per_channel else slope
+    def _slope(self, x: Tensor) -> Tensor:
+        # in x's dtype for float64, float32 for half types (one rounding, in x * slope)
+        raw = self.raw if x.dtype.itemsize < 4 else self.raw.to(x.dtype)
+        slope = torch.tan(QUARTER_PI * torch.sigmoid(raw))
+        return _along_dim1(slope, x.dim()) if self.per_channel else slope.reshape(())
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.maximum(x * self._slope(x.dim()), x)
+        return torch.maximum(x * self._slope(x), x).to(x.dtype)
 
     def curve(self, xs: Tensor) -> Tensor:
         slope = torch.tan(self.theta).to(xs)

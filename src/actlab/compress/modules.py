@@ -4,6 +4,11 @@ Each module holds C functions of one variable (C = 1 for an activation shared
 by all channels; otherwise one per channel along dim 1) on a range
 ``[lo, hi]`` per channel, continued by straight lines beyond it. Tables are
 buffers, not parameters: these modules are for inference.
+
+Dtypes as for the learnable families: the output has the input's dtype;
+float32 and float64 inputs are computed in their own dtype (the tables cast to
+it), bfloat16 and float16 inputs in float32 and rounded once. NaN gives NaN;
++-inf follows the tail lines (NaN where a tail is flat: 0 * inf).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from actlab.compress import _fastpath, _kernel
 from actlab.errors import ActlabError
 
 FAST_MODES = ("auto", "compiled", "eager")
+_OWN_DTYPES = (torch.float32, torch.float64)  # computed as given; other inputs in float32
 
 
 def _as_rows(t: Tensor, name: str) -> Tensor:
@@ -48,6 +54,13 @@ class _Compressed(nn.Module):
     @property
     def channels(self) -> int:
         return self.lo.numel()
+
+    def _in_float32(self, x: Tensor) -> Tensor:
+        """A half input computed in float32 and rounded once (the formula in bfloat16 would
+        round the grid coordinate to 8 bits); not through ``__call__``, so hooks run once."""
+        if not x.is_floating_point():
+            raise ActlabError(f"{type(self).__name__} takes floating-point inputs, got {x.dtype}")
+        return self.forward(x.float()).to(x.dtype)
 
     def _view(self, t: Tensor, x: Tensor) -> Tensor:
         """(C, ...) per-channel constants shaped to broadcast against x along dim 1."""
@@ -143,6 +156,8 @@ class PWLActivation(_Compressed):
                 y = _kernel.try_lookup(x, *self._kernel_args)
                 if y is not None:
                     return y
+        if x.dtype not in _OWN_DTYPES:
+            return self._in_float32(x)
         if (self.training or x.requires_grad or self.fast == "eager" or torch._C._is_tracing()
                 or torch.compiler.is_compiling()):
             return _fastpath.pwl_lookup(x, *self._tables(x))  # differentiable; standard ops for export
@@ -176,10 +191,12 @@ class CubicActivation(_Compressed):
         return self.coef.shape[1] + 1
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype not in _OWN_DTYPES:
+            return self._in_float32(x)
         k = self.size
         coef = self.coef.to(x.dtype)
         lo = self._view(self.lo.to(x.dtype), x)
-        inv_h = self._view(((k - 1) / (self.hi - self.lo)).to(x.dtype), x)
+        inv_h = self._view((k - 1) / (self.hi.to(x.dtype) - self.lo.to(x.dtype)), x)
         u = (x - lo) * inv_h
         # a NaN index would read out of bounds (and fail in ONNX Runtime); segment 0 keeps y = NaN through t
         i = torch.nan_to_num(torch.clamp(torch.floor(u), 0, k - 2), nan=0.0)
@@ -237,6 +254,8 @@ class PolyActivation(_Compressed):
         return self.coeffs.shape[1] - 1
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype not in _OWN_DTYPES:
+            return self._in_float32(x)
         lo, hi = self._view(self.lo.to(x.dtype), x), self._view(self.hi.to(x.dtype), x)
         u = (2 * x - lo - hi) / (hi - lo)
         uc = torch.clamp(u, -1.0, 1.0)

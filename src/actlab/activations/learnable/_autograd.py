@@ -71,12 +71,17 @@ class SlafFn(torch.autograd.Function):
             acc = _axpy(acc, bcast(a[:, k], x), phi)
         assert acc is not None
         if not basis.periodic:
-            slopes = a @ dends.t()  # (C, 2): the end slopes p'(-1), p'(+1)
+            # (C, 2): the end slopes p'(-1), p'(+1); a broadcast sum, not a matmul, which autocast
+            # would run in bfloat16
+            slopes = (a.unsqueeze(1) * dends).sum(-1)
+            if w is not None:  # beyond the range w relu(x) joins the upper tail: x = +inf meets no inf - inf
+                slopes = slopes + torch.stack([torch.zeros_like(w), w / inv_range], 1)
             excess = z.sub_(zc)  # z is not needed any more
             acc = acc.addcmul(excess.clamp_min(0.0), bcast(slopes[:, 1], x))
             acc.addcmul_(excess.clamp_max_(0.0), bcast(slopes[:, 0], x))
         if w is not None:
-            acc = torch.addcmul(acc, bcast(w, x), torch.relu(x))
+            relu = torch.relu(x if basis.periodic else x.clamp_max(1.0 / inv_range))
+            acc = torch.addcmul(acc, bcast(w, x), relu)
         return acc.expand_as(x).clone() if acc.shape != x.shape else acc
 
     @staticmethod
@@ -192,7 +197,9 @@ def _locate(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Te
     """Flat table index (segment + unit * S), local t, and t clamped to the segment."""
     c, s, m = table.shape
     u = torch.addcmul(bcast(offset, x), x, bcast(inv_h, x))
-    idx = u.clamp(0.0, s - 1.0).long()  # truncation of a non-negative number is floor
+    # truncation of a non-negative number is floor; a NaN (whose .long() is INT64_MIN) reads
+    # segment 0 and stays NaN through t
+    idx = u.clamp(0.0, s - 1.0).nan_to_num_(0.0).long()
     t = u.sub_(idx)
     # Linear segments extrapolate by themselves; higher orders use the tangent at the end.
     tc = t if m == 2 else t.clamp(0.0, 1.0)
@@ -204,7 +211,7 @@ def _locate(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> tuple[Te
 def _lookup(table: Tensor, flat: Tensor, x: Tensor, first: int = 0) -> list[Tensor]:
     c, s, m = table.shape
     cols = table.reshape(c * s, m).t().contiguous()
-    return [torch.zeros(())] * first + [cols[p].index_select(0, flat).view(x.shape) for p in range(first, m)]
+    return [x.new_zeros(())] * first + [cols[p].index_select(0, flat).view(x.shape) for p in range(first, m)]
 
 
 def _horner(cols: list[Tensor], tc: Tensor, t: Tensor, deriv: bool) -> tuple[Tensor, Tensor | None]:
@@ -233,8 +240,7 @@ class RationalFn(torch.autograd.Function):
         ctx.save_for_backward(x, a, b)
         if _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
             return _kernels.rational_forward(x, a, b)
-        p, q = _rational_pq(x, a, b)
-        return p / q
+        return _rational_value(x, a, b)
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -242,23 +248,37 @@ class RationalFn(torch.autograd.Function):
         if not torch.is_grad_enabled() and _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
             return _kernels.rational_backward(g, x, a, b)
         c, m1, n = a.shape[0], a.shape[1], b.shape[1]
-        ax, ab = x.abs(), b.abs()
-        p, q = _rational_pq(x, a, b)
-        r = p / q
-        dp = _horner_poly(x, a[:, 1:] * torch.arange(1, m1, dtype=a.dtype, device=a.device), x)
-        dq = _horner_poly(ax, ab * torch.arange(1, n + 1, dtype=a.dtype, device=a.device), x)
-        gq = g / q
-        gx = gq * (dp - r * dq * torch.sign(x))  # not in place: num=1 makes dp an expanded view
-        # Powers of x over Q stay bounded for large |x| (Q grows like |x|^n).
-        ga, pw = [reduce_units(gq, c)], x
-        for j in range(1, m1):
-            ga.append(reduce_product(gq, pw, c))
-            pw = pw * x if j + 1 < m1 else pw
-        gb, pw = [], gq.mul_(r).neg_()  # gq is not needed any more
-        for _ in range(n):
-            pw = pw * ax
-            gb.append(reduce_units(pw, c))
+        # Every power of x divided by s^n, s = max(1, |x|), as Q is: for a large finite x they stay
+        # finite (float32 x^5 overflows beyond 4.6e7, which made the gradients NaN there).
+        s, u = x.abs().clamp_min(1.0), x.clamp(-1.0, 1.0)  # u = x / s
+        pw, pa = _over_scale(u, s, m1 - 1, n), _over_scale(u.abs(), s, n, n)
+        ab = b.abs()
+        p, q = _combine(a, pw, x), pa[0] + _combine(ab, pa[1:], x)
+        dp = _combine(a[:, 1:] * torch.arange(1, m1, dtype=a.dtype, device=a.device), pw[:-1], x)
+        dq = _combine(ab * torch.arange(1, n + 1, dtype=a.dtype, device=a.device), pa[:-1], x)
+        r, gq = p / q, g / q
+        gx = gq * (dp - r * dq * torch.sign(x))
+        ga = [reduce_product(gq, t, c) for t in pw]
+        gqr = gq.mul_(r).neg_()  # gq is not needed any more
+        gb = [reduce_product(gqr, t, c) for t in pa[1:]]
         return gx, torch.stack(ga, 1), torch.stack(gb, 1) * torch.sign(b)
+
+
+def _over_scale(u: Tensor, s: Tensor, degree: int, n: int) -> list[Tensor]:
+    """(u s)^j / s^n = u^j s^(j-n) for j = 0..degree, |u| <= 1 <= s: no power of s beyond j - n."""
+    out, up = [s.pow(-n)], u
+    for j in range(1, degree + 1):
+        out.append(up if j == n else up * s.pow(j - n))
+        up = up * u
+    return out
+
+
+def _combine(coef: Tensor, terms: list[Tensor], like: Tensor) -> Tensor:
+    """sum_j coef[:, j] terms[j] for per-unit coefficients (C, K), broadcast like ``like``."""
+    acc = None
+    for j, t in enumerate(terms):
+        acc = _axpy(acc, bcast(coef[:, j], like), t)
+    return acc if acc is not None else torch.zeros_like(like)
 
 
 def _horner_poly(x: Tensor, coef: Tensor, like: Tensor) -> Tensor:
@@ -270,6 +290,25 @@ def _horner_poly(x: Tensor, coef: Tensor, like: Tensor) -> Tensor:
     for j in range(k - 3, -1, -1):
         acc = torch.addcmul(bcast(coef[:, j], like), acc, x)
     return acc
+
+
+def _rational_value(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """P(x) / Q(x); where |x| > 1 from the reversed polynomials in w = 1/x,
+
+        P(x) / Q(x) = sign(x)^m |x|^(m-n) (sum_j a_j w^(m-j)) / (|w|^n + sum_k |b_k| |w|^(n-k)),
+
+    so that no power of a large x overflows (float32 x^5 does beyond 4.6e7, giving
+    inf / inf) and x = +-inf gives the limit, +-inf along the linear growth of num = den + 1.
+    """
+    m, n = a.shape[1] - 1, b.shape[1]
+    p, q = _rational_pq(x, a, b)
+    big = x.abs() > 1.0  # False for NaN, which P / Q keeps
+    w = torch.where(big, x.reciprocal(), 0.0)
+    one = torch.ones(b.shape[0], 1, dtype=b.dtype, device=b.device)
+    p_rev = _horner_poly(w, a.flip(1), x)
+    q_rev = _horner_poly(w.abs(), torch.cat([b.abs().flip(1), one], 1), x)
+    scale = x.abs().pow(m - n) * (x.sign() if m % 2 else 1.0)
+    return torch.where(big, scale * p_rev / q_rev, p / q)
 
 
 def _rational_pq(x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

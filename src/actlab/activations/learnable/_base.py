@@ -1,13 +1,27 @@
-"""The base class of the learnable families: sharing, init fitting, curves."""
+"""The base class of the learnable families: sharing, dtypes, init fitting, curves.
+
+The dtype policy, the same for every family: the output has the input's
+dtype. float32 and float64 inputs are computed in their own dtype, with the
+parameters cast on the fly where they differ (a float64 probe of a float32
+model); bfloat16 and float16 inputs are computed in float32, autocast off, and
+the result is rounded back, which is as accurate as the half type allows.
+Gradients reach the parameters in their own dtype. Under autocast a float32
+input stays float32: the families keep autocast out of their own ops.
+NaN gives NaN; +-inf follows the linear tails to +-inf (NaN where a tail is
+flat, 0 * inf, or where there is no limit, as for the periodic fourier basis).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
 from actlab.activations.learnable._sharing import unit_grid, ungrid
-from actlab.errors import SpecError
+from actlab.errors import ActlabError, SpecError
 
 
 class LearnableActivation(nn.Module):
@@ -38,9 +52,17 @@ class LearnableActivation(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        """``_forward`` with the channels moved to dim 1 (a free reshape when they are last)."""
+        """``_forward`` with the channels moved to dim 1, in the dtype of the module docstring."""
         if self.lazy_units:
             self._materialise(x)
+        if not torch.jit.is_scripting():
+            # the one check of the common case: the input has the parameters' dtype
+            if x.dtype != next(iter(self._parameters.values())).dtype:
+                return self._forward_cast(x)
+        return self._forward_channels(x)
+
+    def _forward_channels(self, x: Tensor) -> Tensor:
+        """``_forward`` with the channels moved to dim 1 (a free reshape when they are last)."""
         if self.n_units == 1 or self.channel_dim == 1:
             return self._forward(x)
         if (x.dim() < 2 or self.channel_dim >= x.dim() or self.channel_dim < -x.dim()
@@ -55,6 +77,44 @@ class LearnableActivation(nn.Module):
 
     def _forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError
+
+    @torch.jit.unused
+    def _forward_cast(self, x):
+        """An input of another dtype than the parameters: computed as the module docstring says."""
+        if not x.is_floating_point():
+            raise ActlabError(f"{self.family} takes floating-point inputs, got {x.dtype}")
+        dtype = torch.float32 if x.dtype.itemsize < 4 else x.dtype
+        no_autocast = (torch.autocast(x.device.type, enabled=False)
+                       if torch.amp.is_autocast_available(x.device.type) else nullcontext())
+        with no_autocast, self._parameters_as(dtype):
+            return self._forward_channels(x.to(dtype)).to(x.dtype)
+
+    @contextmanager
+    def _parameters_as(self, dtype: torch.dtype) -> Iterator[None]:
+        """This module's own parameters cast to ``dtype`` inside the block (differentiably:
+        gradients reach the originals), as ``torch.func.functional_call`` swaps them, and like
+        it not for two threads calling one module with different dtypes at once."""
+        own = self._parameters
+        originals = {name: p for name, p in own.items() if p is not None and p.dtype != dtype}
+        self._cast_from = originals
+        try:
+            for name, p in originals.items():
+                own[name] = p.to(dtype)
+            yield
+        finally:
+            own.update(originals)
+            self._cast_from = {}
+
+    @torch.jit.unused
+    def _assign(self, name, value):
+        """Copy ``value`` into parameter ``name``, also inside ``_parameters_as``, where the
+        attribute is a cast copy: the parameter itself changes and the copy follows it."""
+        cast_from = getattr(self, "_cast_from", {})
+        original = cast_from.get(name, getattr(self, name))
+        with torch.no_grad():
+            original.copy_(value)
+        if name in cast_from:
+            self._parameters[name] = original.to(self._parameters[name].dtype)
 
     @torch.jit.unused
     def _wrong_width(self, x):  # unannotated: TorchScript reads an unused method's signature only

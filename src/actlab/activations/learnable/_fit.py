@@ -36,8 +36,10 @@ def target_curve(init: str, xs: Tensor) -> Tensor:
 
 def lstsq(design: Tensor, y: Tensor) -> Tensor:
     """Least-squares coefficients for ``design @ c ~ y``; design (L, K) or batched (C, L, K)."""
-    # gelsd (SVD) copes with the rank-deficient designs of high-degree bases.
-    return torch.linalg.lstsq(design, y.unsqueeze(-1), driver="gelsd").solution.squeeze(-1)
+    # gelsd (SVD) copes with the rank-deficient designs of high-degree bases; it exists on CPU only,
+    # and these systems are small, so an accelerator's calibration solves them there.
+    solution = torch.linalg.lstsq(design.cpu(), y.unsqueeze(-1).cpu(), driver="gelsd").solution
+    return solution.squeeze(-1).to(design.device)
 
 
 def errors(pred: Tensor, y: Tensor) -> dict[str, float]:

@@ -169,6 +169,7 @@ def design(basis: Basis, z: Tensor, n: int) -> Tensor:
     """
     zc = z if basis.periodic else z.clamp(-1.0, 1.0)
     out = z - zc
-    cols = [torch.as_tensor(p, dtype=z.dtype).expand_as(z) + torch.as_tensor(d, dtype=z.dtype) * out
+    cols = [torch.as_tensor(p, dtype=z.dtype, device=z.device).expand_as(z)
+            + torch.as_tensor(d, dtype=z.dtype, device=z.device) * out
             for p, d in basis.terms(zc, n, deriv=True)]
     return torch.stack(cols, dim=-1)

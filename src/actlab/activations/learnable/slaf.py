@@ -102,11 +102,12 @@ class SLAF(LearnableActivation):
             mean = phi.mean(dims).reshape(self.n_units, -1)
             var = phi.var(dims, unbiased=False).reshape(self.n_units, -1)
             with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
-        else:
-            mean, var = self.running_mean, self.running_var
-        mean, var = mean * self.std_mask, var * self.std_mask + (1 - self.std_mask)
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
+        else:  # in phi's dtype: float64 inputs are standardised in float64
+            mean, var = self.running_mean.to(phi.dtype), self.running_var.to(phi.dtype)
+        mask = self.std_mask.to(phi.dtype)
+        mean, var = mean * mask, var * mask + (1 - mask)
         phi = (phi - mean.reshape(view)) * torch.rsqrt(var.reshape(view) + _EPS)
         out = (phi * a.reshape(view)).sum(-1)
         if self.relu_weight is not None:

@@ -53,7 +53,8 @@ def segments(knots: int, order: int) -> int:
 
 def cubic_table(values: Tensor) -> Tensor:
     """(C, S, 4) per-segment polynomial coefficients in t from B-spline coefficients (C, K)."""
-    return values.unfold(1, 4, 1) @ _CUBIC.to(values.dtype)
+    # a broadcast sum, not a matmul, which autocast would run in bfloat16
+    return (values.unfold(1, 4, 1).unsqueeze(-1) * _CUBIC.to(values)).sum(-2)
 
 
 def spline_eval(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor, order: int) -> Tensor:
@@ -108,7 +109,7 @@ class Spline(LearnableActivation):
     @contextmanager
     def calibrating(self) -> Iterator[None]:
         """Collect input statistics inside the block; on exit, move the grid there."""
-        self._stats = torch.zeros(3, self.n_units, dtype=torch.float64)
+        self._stats = self.lo.new_zeros(3, self.n_units, dtype=torch.float64)
         try:
             yield
         finally:
@@ -119,7 +120,7 @@ class Spline(LearnableActivation):
         dims = [d for d in range(x.dim()) if not (self.n_units > 1 and d == 1)]
         xd = x.detach().to(torch.float64)
         count = xd.numel() / self.n_units
-        batch = torch.stack([torch.full((self.n_units,), count, dtype=torch.float64),
+        batch = torch.stack([xd.new_full((self.n_units,), count),
                              xd.sum(dims).reshape(-1), (xd * xd).sum(dims).reshape(-1)])
         if self._stats is not None:
             self._stats += batch
@@ -140,18 +141,19 @@ class Spline(LearnableActivation):
         lo = torch.where(ok, lo, self.lo.double())
         hi = torch.where(ok, hi, self.hi.double())
         with torch.no_grad():
-            xs = torch.stack([_fit.grid(float(a), float(b)) for a, b in zip(lo, hi)], 1)  # (L, C)
+            xs = torch.stack([_fit.grid(float(a), float(b)) for a, b in zip(lo, hi)], 1).to(lo.device)  # (L, C)
             ys = spline_eval(xs, self.values.double(), self.lo.double(), self.hi.double(), self.order)
             designs = torch.stack([self._design(xs[:, c], lo[c], hi[c]) for c in range(self.n_units)])
-            self.values.copy_(_fit.lstsq(designs, ys.t()))
+            values = _fit.lstsq(designs, ys.t())
             self.lo.copy_(lo)
             self.hi.copy_(hi)
+        self._assign("values", values)  # inside a call of another dtype, self.values is a cast copy
 
     def _design(self, xs: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
         """(L, K): every knot's basis function at the 1-D points xs."""
         k = self.knots
         x = xs.reshape(-1, 1).expand(-1, k)
-        return spline_eval(x, torch.eye(k, dtype=xs.dtype), lo.expand(k), hi.expand(k), self.order)
+        return spline_eval(x, torch.eye(k, dtype=xs.dtype, device=xs.device), lo.expand(k), hi.expand(k), self.order)
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         return {"values": _fit.lstsq(self._design(xs, self.lo[0].double(), self.hi[0].double()), ys)}

@@ -63,10 +63,17 @@ class Subnet(LearnableActivation):
             act = fused_act(self.inner_spec, self.depth, self.hidden)
             if act is not None and takes(x, self.n_units, self.w_in, self.b_in, self.w_out, self.b_out):
                 return SubnetFn.apply(x, self.w_in, self.b_in, self.w_out, self.b_out, act)
+            if torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type):
+                with torch.autocast(x.device.type, enabled=False):  # a float32 input keeps float32 matmuls
+                    return self._broadcast(x)
+        return self._broadcast(x)
+
+    def _broadcast(self, x: Tensor) -> Tensor:
         if self.n_units == 1:
             h = self.inner(torch.addcmul(self.b_in[0], x.unsqueeze(-1), self.w_in[0]))
             for i in range(self.depth - 1):
-                h = self.inner(torch.addmm(self.b_hidden[i, 0], h.flatten(0, -2), self.w_hidden[i, 0]).view(h.shape))
+                flat = h.reshape(-1, self.hidden)  # (1, H) for a 0-d input
+                h = self.inner(torch.addmm(self.b_hidden[i, 0], flat, self.w_hidden[i, 0]).view(h.shape))
             return torch.matmul(h, self.w_out[0]) + self.b_out[0]
         if x.dim() < 2 or x.shape[1] != self.n_units:
             raise ValueError(f"expected input with {self.n_units} channels on dim 1, got shape {x.shape}")
