@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import RationalFn, run
+from actlab.activations.learnable._autograd import run
+from actlab.activations.learnable._autograd_rational import RationalFn
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
 from actlab.activations.registry import register_activation
