@@ -15,7 +15,13 @@ this tensor 100x slower (18 ms vs 0.18 ms) whenever another process was busy.
 With one thread all the work runs on the calling thread, so the default clock
 is that thread's CPU time (``time.thread_time``): time-slicing by other
 processes does not count, cache and memory contention still do.
-``--clock wall`` uses ``time.perf_counter``.
+``--clock wall`` uses ``time.perf_counter``. Freed memory is kept by the allocator
+(``_timing.keep_freed_memory``): otherwise glibc hands the large activation
+buffers back to the OS after a step and the next step page-faults them in again,
+0 to ~2,000 minor faults per CNN step depending on which candidates ran before,
+which moved a step by up to ~4 ms (20-25 % of ReLU's step) by chance. A learned
+activation keeps its input besides its output (twice ReLU's saved bytes), so
+its steps sat higher in the heap and faulted more often.
 
 torch.compile: every candidate is compiled with ``dynamic=False`` at the same
 thread count and called until a call adds no graph (no recompilation) before
@@ -43,7 +49,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import cpu_info  # noqa: E402
+from _timing import cpu_info, keep_freed_memory  # noqa: E402
 
 from actlab import _cpp  # noqa: E402
 from actlab.activations import Site, make_activation
@@ -243,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     global _clock
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
     _clock = CLOCKS[args.clock]
     repeats = args.repeats or (5 if args.quick else 20)
     res = {"shape": args.shape, "threads": args.threads, "repeats": repeats, "clock": args.clock,

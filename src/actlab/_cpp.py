@@ -133,12 +133,16 @@ class CppLibrary:
         from torch.utils import cpp_extension
 
         ensure_ninja_on_path()
-        name, cflags = self.name, self.cflags
+        name, cflags, ldflags = self.name, self.cflags, []
         if cflags is None:
             level = isa()
             name, cflags = f"{name}_{level}", ["-O3", *_ISA_FLAGS[level]]
+            if torch.backends.openmp.is_available():
+                # at::parallel_for is an inline `#pragma omp parallel` in ATen's headers:
+                # without -fopenmp it compiles to a serial loop and the kernels use one thread.
+                cflags, ldflags = [*cflags, "-fopenmp"], ["-fopenmp"]
         module = cpp_extension.load(name=name, sources=[str(s) for s in self.sources], extra_cflags=cflags,
-                                    is_python_module=self.python_module, verbose=False)
+                                    extra_ldflags=ldflags, is_python_module=self.python_module, verbose=False)
         self.module = module if self.python_module else None
         if self.on_load is not None:
             self.on_load()

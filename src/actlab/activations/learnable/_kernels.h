@@ -67,6 +67,11 @@ ACTLAB_INLINE vf clamp(vf z, float lo, float hi) {  // NaN stays NaN
 ACTLAB_INLINE vf pos(vf x) { return vselect(x < splat(0.f), splat(0.f), x); }  // relu, max(x, 0)
 ACTLAB_INLINE vf neg(vf x) { return vselect(x > splat(0.f), splat(0.f), x); }  // min(x, 0)
 ACTLAB_INLINE vf vabs(vf x) { return vselect(x < splat(0.f), -x, x); }
+ACTLAB_INLINE bool any(vi m) {
+  int32_t r = 0;
+  for (int j = 0; j < W; ++j) r |= m[j];
+  return r != 0;
+}
 
 // Interleaves the low (high) halves of a and b: a0 b0 a1 b1 ... (a_{W/2} b_{W/2} ...).
 ACTLAB_INLINE vi zip_mask(int first) {
@@ -91,18 +96,24 @@ ACTLAB_INLINE void sincos_quarter(vf z, vf& s, vf& c) {
   vf sp = t + t * t2 * (splat(-1.6666654611e-1f) + t2 * (splat(8.3321608736e-3f) + t2 * splat(-1.9515295891e-4f)));
   vf cp = splat(1.f) - splat(0.5f) * t2 +
           t2 * t2 * (splat(4.166664568298827e-2f) + t2 * (splat(-1.388731625493765e-3f) + t2 * splat(2.443315711809948e-5f)));
-  vi q = __builtin_convertvector(n, vi) & 3;
+  // Quadrant q = n mod 4 (two's complement also for n < 0): odd q swaps sin and cos, and
+  // the sign bits flip for sin at q = 2, 3 and for cos at q = 1, 2 (bit 1 of q, of q + 1).
+  vi q = __builtin_convertvector(n, vi);
   vi odd = (q & 1) != 0;
   vf s0 = vselect(odd, cp, sp), c0 = vselect(odd, sp, cp);
-  s = vselect(q >= 2, -s0, s0);
-  c = vselect((q == 1) | (q == 2), -c0, c0);
+  vi sb, cb;
+  std::memcpy(&sb, &s0, sizeof sb);
+  std::memcpy(&cb, &c0, sizeof cb);
+  sb ^= (q & 2) << 30;
+  cb ^= ((q + 1) & 2) << 30;
+  std::memcpy(&s, &sb, sizeof s);
+  std::memcpy(&c, &cb, sizeof c);
 }
 
-// exp(x) for x <= 0 (Cephes expf); 0 below -87.3 where float32 turns denormal.
-ACTLAB_INLINE vf exp_nonpos(vf x) {
-  vf xc = vselect(x < splat(-87.3f), splat(-87.3f), x);
-  vf fx = round_small(xc * splat(1.44269504088896341f));
-  vf r = xc - fx * splat(0.693359375f) - fx * splat(-2.12194440e-4f);
+// exp(x) for |x| <= 80 (Cephes expf) without range checks; NaN stays NaN.
+ACTLAB_INLINE vf vexp_bounded(vf x) {
+  vf fx = round_small(x * splat(1.44269504088896341f));
+  vf r = x - fx * splat(0.693359375f) - fx * splat(-2.12194440e-4f);
   vf y = splat(1.9875691500e-4f);
   y = y * r + splat(1.3981999507e-3f);
   y = y * r + splat(8.3334519073e-3f);
@@ -113,7 +124,13 @@ ACTLAB_INLINE vf exp_nonpos(vf x) {
   vi bits = (__builtin_convertvector(fx, vi) + 127) << 23;
   vf scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return vselect(x < splat(-87.3f), splat(0.f), y * scale);
+  return y * scale;
+}
+
+// exp(x) for x <= 0; 0 below -87.3, where float32 turns denormal.
+ACTLAB_INLINE vf exp_nonpos(vf x) {
+  vf y = vexp_bounded(vselect(x < splat(-87.3f), splat(-87.3f), x));
+  return vselect(x < splat(-87.3f), splat(0.f), y);
 }
 
 // A table of up to kLutMax floats, looked up per lane. AVX-512 keeps it in

@@ -1,5 +1,8 @@
 // rational (safe PAU): P(x) / Q(|x|), P = sum_j a_j x^j (m + 1 terms),
-// Q = 1 + sum_k |b_k| |x|^k, both by Horner's rule in the reference's order.
+// Q = 1 + sum_k |b_k| |x|^k, both by Horner's rule in the reference's order. Where a power
+// of x could overflow (|x| > far, far^max(m, n) <= 2^100), the forward takes the reference's
+// reversed polynomials in w = 1/x instead (_autograd._rational_value), so that huge and
+// infinite inputs give its limits, not inf / inf; elsewhere both forms agree to rounding.
 #include "_kernels.h"
 
 namespace actlab {
@@ -7,7 +10,9 @@ namespace {
 
 struct Rational {
   int np, nq;  // numerator terms (m + 1), denominator degree n
+  float far;
   float a[kMaxTerms], da[kMaxTerms], b[kMaxTerms + 1], db[kMaxTerms];  // b[0] = 1, b[k] = |b_k|
+  float ar[kMaxTerms], br[kMaxTerms + 1];  // reversed: ar[i] = a_{m-i}, br[i] = b[n-i]
 
   static ACTLAB_INLINE vf horner(const float* c, int n, vf x) {
     vf acc = splat(c[n - 1]);
@@ -15,7 +20,21 @@ struct Rational {
     return acc;
   }
 
-  ACTLAB_INLINE vf forward(vf x) const { return horner(a, np, x) / horner(b, nq + 1, vabs(x)); }
+  ACTLAB_INLINE vf forward(vf x) const {
+    vf y = horner(a, np, x) / horner(b, nq + 1, vabs(x));
+    const vi big = vabs(x) > splat(far);  // false for NaN, which P / Q keeps
+    return any(big) ? vselect(big, reversed(x), y) : y;
+  }
+
+  // sign(x)^m |x|^(m-n) P~(w) / Q~(|w|), w = 1/x: +-inf gives the limit.
+  vf reversed(vf x) const {
+    const vf w = splat(1.f) / x, aw = vabs(w), ax = vabs(x);
+    vf y = horner(ar, np, w) / horner(br, nq + 1, aw);
+    for (int e = np - 1 - nq; e > 0; --e) y *= ax;
+    for (int e = np - 1 - nq; e < 0; ++e) y *= aw;
+    if ((np - 1) % 2) y = vselect(x < splat(0.f), -y, y);
+    return y;
+  }
 
   // Adds g/Q x^j to S[j] (j < np) and -g r/Q |x|^k to S[np + k - 1] (k = 1..nq); returns grad_input.
   ACTLAB_INLINE vf backward(vf x, vf g, vf* S) const {
@@ -57,6 +76,9 @@ struct RationalArgs {
       k.b[j] = std::fabs(bc[j - 1]);
       k.db[j - 1] = k.b[j] * static_cast<float>(j);
     }
+    for (int j = 0; j < k.np; ++j) k.ar[j] = k.a[k.np - 1 - j];
+    for (int j = 0; j <= k.nq; ++j) k.br[j] = k.b[k.nq - j];
+    k.far = std::exp2(100.f / static_cast<float>(std::max(k.np - 1, k.nq)));
     return k;
   }
 };
