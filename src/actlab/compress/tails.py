@@ -33,8 +33,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab.activations.learnable._autograd import cubic_table
 from actlab.activations.learnable.slaf import SLAF
-from actlab.activations.learnable.spline import Spline, cubic_table
+from actlab.activations.learnable.spline import Spline
 from actlab.compress.modules import CubicActivation, PWLActivation
 
 MAX_WIDEN = 2.0  # the widened range is at most this many times the calibration width

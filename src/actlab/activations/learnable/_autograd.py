@@ -10,8 +10,10 @@ float32 CPU calls with a contiguous input run the fused C++ kernels of
 ``_kernels`` (one pass forward, one backward); the PyTorch code below is the
 reference, and the path for every other case, double backward included (the
 kernels' backward is not differentiable; grad mode is on in ``backward`` only
-under ``create_graph=True``). Its Python loops run over the
-degree (a handful of iterations), never over elements.
+under ``create_graph=True``). Whether the kernels run is decided once per call,
+in ``forward`` (``ctx.kernel``); ``backward`` takes them too unless they were
+switched off in between. Its Python loops run over the degree (a handful of
+iterations), never over elements.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from actlab import _cpp
 from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._sharing import bcast, reduce_product, reduce_units
 from actlab.activations.learnable.bases import BASES
@@ -53,16 +56,22 @@ def _axpy(acc: Tensor | None, a: Tensor, phi: Tensor | float) -> Tensor | None:
 
 
 class SlafFn(torch.autograd.Function):
-    """f(x) = sum_k a_k phi_k(zc) + tail(z) [+ w relu(x)], z = x / range."""
+    """f(x) = sum_k a_k phi_k(zc) + tail(z) [+ w relu(x)], z = x / range, a = coef * scale.
+
+    The product a = coef * scale is taken inside (by the kernels too), so that a call adds
+    one autograd node, not two; the kernels' plan is found once, in forward.
+    """
 
     @staticmethod
-    def forward(ctx, x: Tensor, a: Tensor, w: Tensor | None, dends: Tensor, inv_range: float,
+    def forward(ctx, x: Tensor, coef: Tensor, scale: Tensor, w: Tensor | None, dends: Tensor, inv_range: float,
                 basis_name: str) -> Tensor:
-        ctx.save_for_backward(x, a, w, dends)
-        ctx.inv_range, ctx.basis_name = inv_range, basis_name
-        plan = _kernels.slaf_plan(basis_name, a.shape[1])
-        if plan is not None and _kernels.usable(x, a, w, dends):
-            return _kernels.slaf_forward(x, a, w, dends, inv_range, plan)
+        ctx.save_for_backward(x, coef, scale, w, dends)
+        plan = _kernels.slaf_plan(basis_name, coef.shape[1])
+        ctx.inv_range, ctx.basis_name, ctx.plan = inv_range, basis_name, plan
+        ctx.kernel = plan is not None and _kernels.usable(x, coef, scale, w, dends)
+        if ctx.kernel:
+            return _kernels.slaf_forward(x, coef, scale, w, dends, inv_range, plan)
+        a = coef * scale
         basis, n = BASES.get(basis_name), a.shape[1]
         z = x * inv_range
         zc = z if basis.periodic else z.clamp(-1.0, 1.0)
@@ -86,10 +95,11 @@ class SlafFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        x, a, w, dends = ctx.saved_tensors
-        plan = _kernels.slaf_plan(ctx.basis_name, a.shape[1])
-        if plan is not None and not torch.is_grad_enabled() and _kernels.usable(x, a, w, dends):
-            return *_kernels.slaf_backward(g, x, a, w, dends, ctx.inv_range, plan), None, None, None
+        x, coef, scale, w, dends = ctx.saved_tensors
+        if ctx.kernel and _cpp.kernels_enabled() and not torch.is_grad_enabled():
+            gx, gc, gw = _kernels.slaf_backward(g, x, coef, scale, w, dends, ctx.inv_range, ctx.plan)
+            return gx, gc, None, gw, None, None, None
+        a = coef * scale
         basis, n, c = BASES.get(ctx.basis_name), a.shape[1], a.shape[0]
         z = x * ctx.inv_range
         zc = z if basis.periodic else z.clamp(-1.0, 1.0)
@@ -110,7 +120,7 @@ class SlafFn(torch.autograd.Function):
             relu = torch.relu(x)
             gx = gx.addcmul_(g, (relu > 0).to(x.dtype).mul_(bcast(w, x)))
             gw = reduce_product(g, relu, c)
-        return gx, ga, gw, None, None, None
+        return gx, ga * scale, None, gw, None, None, None
 
 
 class PiecewiseFn(torch.autograd.Function):
@@ -149,7 +159,8 @@ class LinearSplineFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
         ctx.save_for_backward(x, values, lo, hi)
-        if _kernels.usable(x, values, lo, hi):
+        ctx.kernel = _kernels.usable(x, values, lo, hi)
+        if ctx.kernel:
             return _kernels.linear_spline_forward(x, values, lo, hi)
         table, inv_h, offset = _linear_table(values, lo, hi)
         flat, t, tc = _locate(x, table, inv_h, offset)
@@ -158,7 +169,7 @@ class LinearSplineFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         x, values, lo, hi = ctx.saved_tensors
-        if not torch.is_grad_enabled() and _kernels.usable(x, values, lo, hi):
+        if ctx.kernel and _cpp.kernels_enabled() and not torch.is_grad_enabled():
             return *_kernels.linear_spline_backward(g, x, values, lo, hi), None, None
         table, inv_h, offset = _linear_table(values, lo, hi)
         gx, gtable = _piecewise_grads(g, x, table, inv_h, offset)
@@ -166,6 +177,55 @@ class LinearSplineFn(torch.autograd.Function):
         gvalues = (torch.nn.functional.pad(gtable[..., 0] - gtable[..., 1], (0, 1))
                    + torch.nn.functional.pad(gtable[..., 1], (1, 0)))
         return gx, gvalues, None, None
+
+
+class CubicSplineFn(torch.autograd.Function):
+    """The cubic B-spline with coefficients (C, K) on grids [lo, hi] (C,): PiecewiseFn on
+    ``cubic_table(values)``, taking the coefficients themselves like LinearSplineFn (the
+    kernels build the table inside and return the coefficients' gradient).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+        ctx.save_for_backward(x, values, lo, hi)
+        ctx.kernel = _kernels.usable(x, values, lo, hi)
+        if ctx.kernel:
+            return _kernels.cubic_spline_forward(x, values, lo, hi)
+        table, inv_h, offset = _cubic_grid(values, lo, hi)
+        flat, t, tc = _locate(x, table, inv_h, offset)
+        return _horner(_lookup(table, flat, x), tc, t, deriv=False)[0]
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, values, lo, hi = ctx.saved_tensors
+        if ctx.kernel and _cpp.kernels_enabled() and not torch.is_grad_enabled():
+            return *_kernels.cubic_spline_backward(g, x, values, lo, hi), None, None
+        table, inv_h, offset = _cubic_grid(values, lo, hi)
+        gx, gtable = _piecewise_grads(g, x, table, inv_h, offset)
+        # table[i, q] = sum_p v[i + p] M[p, q]: v[i + p] gets sum_q gtable[i, q] M[p, q].
+        k, m = values.shape[1], _CUBIC.to(gtable)
+        gvalues = sum(torch.nn.functional.pad((gtable * m[p]).sum(-1), (p, k - gtable.shape[1] - p))
+                      for p in range(4))
+        return gx, gvalues, None, None
+
+
+# Uniform cubic B-spline on one segment: weight of c[j + p] is sum_q M[p, q] t^q.
+_CUBIC = torch.tensor([[1.0, -3.0, 3.0, -1.0],
+                       [4.0, 0.0, -6.0, 3.0],
+                       [1.0, 3.0, 3.0, -3.0],
+                       [0.0, 0.0, 0.0, 1.0]], dtype=torch.float64) / 6.0
+
+
+def cubic_table(values: Tensor) -> Tensor:
+    """(C, S, 4) per-segment polynomial coefficients in t from B-spline coefficients (C, K)."""
+    # a broadcast sum, not a matmul, which autocast would run in bfloat16
+    return (values.unfold(1, 4, 1).unsqueeze(-1) * _CUBIC.to(values)).sum(-2)
+
+
+def _cubic_grid(values: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(C, K-3, 4) segment table, inv_h and offset of a cubic spline."""
+    inv_h = (values.shape[1] - 3) / (hi - lo)
+    return cubic_table(values), inv_h, -lo * inv_h
 
 
 def _linear_table(values: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from actlab import _cpp
 from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._autograd import _axpy
 from actlab.activations.learnable._sharing import bcast, reduce_product
@@ -23,14 +24,15 @@ class RationalFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, a: Tensor, b: Tensor) -> Tensor:
         ctx.save_for_backward(x, a, b)
-        if _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
+        ctx.kernel = _kernels.rational_fits(a, b) and _kernels.usable(x, a, b)
+        if ctx.kernel:
             return _kernels.rational_forward(x, a, b)
         return _rational_value(x, a, b)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, a, b = ctx.saved_tensors
-        if not torch.is_grad_enabled() and _kernels.rational_fits(a, b) and _kernels.usable(x, a, b):
+        if ctx.kernel and _cpp.kernels_enabled() and not torch.is_grad_enabled():
             return _kernels.rational_backward(g, x, a, b)
         c, m1, n = a.shape[0], a.shape[1], b.shape[1]
         # Every power of x divided by s^n, s = max(1, |x|), as Q is: for a large finite x they stay

@@ -1,5 +1,5 @@
-// Shared machinery of the fused CPU kernels of slaf, spline, rational and subnet
-// (_kernels_slaf.cpp, _kernels_spline.cpp, _kernels_rational.cpp, _kernels_subnet.cpp).
+// Shared machinery of the fused CPU kernels of slaf, spline, rational and subnet (_kernels_slaf.h/.cpp,
+// _kernels_spline.h/.cpp, _kernels_spline_values.cpp, _kernels_rational.cpp, _kernels_subnet.cpp).
 //
 // Built at run time by actlab/activations/learnable/_kernels.py (see actlab/_cpp.py);
 // the references are the PyTorch paths of _autograd.py, which the tests compare

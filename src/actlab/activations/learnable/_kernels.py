@@ -31,12 +31,13 @@ def _register_fakes() -> None:
     lib = "actlab_learnable::"
 
     @torch.library.register_fake(lib + "slaf_fwd")
-    def _(x, a, w, dends, rec, inv_range, kind):
+    def _(x, coef, scale, w, dends, rec, inv_range, kind):
         return torch.empty_like(x)
 
     @torch.library.register_fake(lib + "slaf_bwd")
-    def _(g, x, a, w, dends, rec, inv_range, kind):
-        return torch.empty_like(x), torch.empty_like(a), torch.empty_like(w) if w is not None else a.new_empty(0)
+    def _(g, x, coef, scale, w, dends, rec, inv_range, kind):
+        return (torch.empty_like(x), torch.empty_like(coef),
+                torch.empty_like(w) if w is not None else coef.new_empty(0))
 
     @torch.library.register_fake(lib + "spline_fwd")
     def _(x, table, inv_h, offset):
@@ -51,6 +52,14 @@ def _register_fakes() -> None:
         return torch.empty_like(x)
 
     @torch.library.register_fake(lib + "linear_spline_bwd")
+    def _(g, x, values, lo, hi):
+        return torch.empty_like(x), torch.empty_like(values)
+
+    @torch.library.register_fake(lib + "cubic_spline_fwd")
+    def _(x, values, lo, hi):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(lib + "cubic_spline_bwd")
     def _(g, x, values, lo, hi):
         return torch.empty_like(x), torch.empty_like(values)
 
@@ -73,7 +82,7 @@ def _register_fakes() -> None:
 
 
 _HERE = Path(__file__).parent
-_FAMILIES = ("slaf", "spline", "rational", "subnet")
+_FAMILIES = ("slaf", "spline", "spline_values", "rational", "subnet")
 LIBRARY = _cpp.CppLibrary("actlab_learnable", [_HERE / f"_kernels_{family}.cpp" for family in _FAMILIES],
                           on_load=_register_fakes)
 
@@ -130,17 +139,19 @@ def _plan(basis, n: int) -> tuple[int, tuple[float, ...]] | None:
     return None
 
 
-def slaf_forward(x: Tensor, a: Tensor, w: Tensor | None, dends: Tensor, inv_range: float,
+def slaf_forward(x: Tensor, coef: Tensor, scale: Tensor | None, w: Tensor | None, dends: Tensor, inv_range: float,
                  plan: tuple[int, tuple[float, ...]]) -> Tensor:
+    """slaf with a = coef * scale (per term; None: a = coef), the product taken inside."""
     kind, rec = plan
-    return torch.ops.actlab_learnable.slaf_fwd(x, a, w, dends, rec, inv_range, kind)
+    return torch.ops.actlab_learnable.slaf_fwd(x, coef, scale, w, dends, rec, inv_range, kind)
 
 
-def slaf_backward(g: Tensor, x: Tensor, a: Tensor, w: Tensor | None, dends: Tensor, inv_range: float,
-                  plan: tuple[int, tuple[float, ...]]) -> tuple[Tensor, Tensor, Tensor | None]:
+def slaf_backward(g: Tensor, x: Tensor, coef: Tensor, scale: Tensor | None, w: Tensor | None, dends: Tensor,
+                  inv_range: float, plan: tuple[int, tuple[float, ...]]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The gradients of x, coef (d/da * scale) and w."""
     kind, rec = plan
-    gx, ga, gw = torch.ops.actlab_learnable.slaf_bwd(g.contiguous(), x, a, w, dends, rec, inv_range, kind)
-    return gx, ga, (gw if w is not None else None)
+    gx, gc, gw = torch.ops.actlab_learnable.slaf_bwd(g.contiguous(), x, coef, scale, w, dends, rec, inv_range, kind)
+    return gx, gc, (gw if w is not None else None)
 
 
 def piecewise_forward(x: Tensor, table: Tensor, inv_h: Tensor, offset: Tensor) -> Tensor:
@@ -157,6 +168,14 @@ def linear_spline_forward(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> 
 
 def linear_spline_backward(g: Tensor, x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     return torch.ops.actlab_learnable.linear_spline_bwd(g.contiguous(), x, values, lo, hi)
+
+
+def cubic_spline_forward(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    return torch.ops.actlab_learnable.cubic_spline_fwd(x, values, lo, hi)
+
+
+def cubic_spline_backward(g: Tensor, x: Tensor, values: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.ops.actlab_learnable.cubic_spline_bwd(g.contiguous(), x, values, lo, hi)
 
 
 def rational_forward(x: Tensor, a: Tensor, b: Tensor) -> Tensor:

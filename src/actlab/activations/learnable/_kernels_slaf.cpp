@@ -1,240 +1,16 @@
-// slaf: f(x) = sum_k a_k phi_k(z) + tails [+ w relu(x)], z = x * inv_range (see slaf.py).
-//
-// Python passes kind 0 for the three-term bases, phi_0 = 1, phi_1 = a0 z,
-// phi_{k+1} = al_k z phi_k - ga_k phi_{k-1}, rec = [a0, al_1, ga_1, al_2, ga_2, ...],
-// evaluated at zc = clamp(z, -1, 1). The kernels use the same polynomials made
-// monic, psi_k = phi_k / h_k with h_{k+1} = al_k h_k: psi_{k+1} = zc psi_k - be_k psi_{k-1},
-// be_k = ga_k h_{k-1} / h_{k+1}, and coefficients a_k h_k, so that a step costs two
-// operations (Clenshaw's rule forward); with every be_k = 0 (monomials) psi_k = zc^k
-// and forward and derivative are Horner's rule.
-// kind 1: fourier 1, cos(pi k z / 2), sin(pi k z / 2); periodic, no clamp, no tails.
-// kind 2: rbf exp(-((zc - c_k) / width)^2), rec = [width, c_0, c_1, ...]. With K <= kRbfRatiosMax
-// the kernels take two exps and a division per element, not K exps: with t = (zc - c_mid) / width
-// at the middle centre, phi_mid = exp(-t^2) and the neighbours follow by ratios,
-// phi_{mid+j+1} / phi_{mid+j} = exp(2t - 1) e^(-2j) upwards and exp(-2t - 1) e^(-2j) downwards
-// (2.0x faster for K = 5 on AVX2). Every product is a term's own value, >= e^(-(K-1)^2), above
-// float32's smallest normal for K <= 10, so none turns denormal (slow) or rounds to 0.
-// All but fourier continue linearly beyond [-1, 1]: + (z - zc) p'(+-1), p'(+-1) = a . dends[+-].
-// Hybrid adds w relu(x); beyond the range as part of the upper tail (slope + w range, and
-// relu(min(x, range))), as the reference does, so that x = +inf meets no inf - inf.
-#include "_kernels.h"
+// slaf's operators: the arguments, per-channel parameters and the dispatch over basis kinds;
+// the per-element maths and its description are in _kernels_slaf.h.
+#include "_kernels_slaf.h"
 
 namespace actlab {
 namespace {
-
-enum Kind { kThreeTerm = 0, kFourier = 1, kRbf = 2, kPower = 3, kRbfRatios = 4 };
-constexpr int kRbfRatiosMax = 10;  // see above
-constexpr float kExpM2 = 0.135335283236612691f;  // e^-2
-constexpr int kFwdBlock = 4, kBwdBlock = 2;  // vectors per step (the backward keeps more live)
-
-// U independent vectors go through every step together, so that the latency of
-// one vector's chain hides behind the others' (the loop over k is short).
-#define EACH for (int u = 0; u < U; ++u)
-
-struct Slaf {
-  int K, mid;  // mid: rbf's middle centre
-  float inv_r, inv_w, dscale, s_lo, s_hi, w, r_max;
-  bool hybrid;
-  float a[kMaxTerms], be[kMaxTerms], centre[kMaxTerms];
-
-  template <int KIND, int U>
-  ACTLAB_INLINE void forward(const vf* x, vf* y) const {
-    vf acc[U];
-    if (KIND == kFourier) {
-      vf c1[U], s1[U], ck[U], sk[U];
-      EACH {
-        sincos_quarter(x[u] * inv_r, s1[u], c1[u]);
-        acc[u] = splat(a[0]);
-        ck[u] = c1[u], sk[u] = s1[u];
-      }
-      for (int k = 1; 2 * k < K; ++k) {
-        EACH acc[u] += a[2 * k - 1] * ck[u] + a[2 * k] * sk[u];
-        if (2 * k + 2 < K) EACH {  // the next harmonic by rotation
-          vf cn = ck[u] * c1[u] - sk[u] * s1[u];
-          sk[u] = sk[u] * c1[u] + ck[u] * s1[u];
-          ck[u] = cn;
-        }
-      }
-    } else {
-      vf zc[U], ex[U];
-      EACH {
-        vf z = x[u] * inv_r;
-        zc[u] = clamp(z, -1.f, 1.f);
-        ex[u] = z - zc[u];
-        acc[u] = splat(a[K - 1]);
-      }
-      if (KIND == kPower) {
-        for (int k = K - 2; k >= 0; --k) EACH acc[u] = acc[u] * zc[u] + a[k];
-      } else if (KIND == kThreeTerm) {  // Clenshaw: b_k = a_k + zc b_{k+1} - be_{k+1} b_{k+2}, p = b_0
-        vf b2[U];
-        EACH b2[u] = vf{};
-        for (int k = K - 2; k >= 0; --k) EACH {
-          vf b = acc[u] * zc[u] + a[k] - be[k + 1] * b2[u];
-          b2[u] = acc[u];
-          acc[u] = b;
-        }
-      } else if (KIND == kRbfRatios) {
-        vf q[U], up[U], dn[U];
-        EACH {
-          vf t = (zc[u] - centre[mid]) * inv_w;
-          q[u] = vexp_bounded(-(t * t));
-          up[u] = vexp_bounded(t + t - splat(1.f));
-          dn[u] = splat(kExpM2) / up[u];
-          acc[u] = a[mid] * q[u];
-        }
-        vf p[U];
-        EACH p[u] = q[u];
-        for (int k = mid + 1; k < K; ++k) EACH {
-          p[u] *= up[u];
-          up[u] *= kExpM2;
-          acc[u] += a[k] * p[u];
-        }
-        for (int k = mid - 1; k >= 0; --k) EACH {
-          q[u] *= dn[u];
-          dn[u] *= kExpM2;
-          acc[u] += a[k] * q[u];
-        }
-      } else {
-        EACH acc[u] = vf{};
-        for (int k = 0; k < K; ++k) EACH {
-          vf d = (zc[u] - centre[k]) * inv_w;
-          acc[u] += a[k] * exp_nonpos(-(d * d));
-        }
-      }
-      EACH acc[u] += ex[u] * vselect(ex[u] > splat(0.f), splat(s_hi), splat(s_lo));
-    }
-    if (hybrid) {
-      EACH {
-        vf xr = KIND == kFourier ? x[u] : vselect(x[u] > splat(r_max), splat(r_max), x[u]);
-        y[u] = acc[u] + w * pos(xr);
-      }
-    } else {
-      EACH y[u] = acc[u];
-    }
-  }
-
-  // Adds g psi_k to S[k] (k < K) and g max(ex, 0), g min(ex, 0), g relu(x) to
-  // S[K..K+2]; writes grad_input to gx.
-  template <int KIND, int U>
-  ACTLAB_INLINE void backward(const vf* x, const vf* g, vf* gx, vf* S) const {
-    vf dp[U];
-    EACH dp[u] = vf{};
-    if (KIND == kFourier) {
-      vf c1[U], s1[U], ck[U], sk[U];
-      EACH {
-        sincos_quarter(x[u] * inv_r, s1[u], c1[u]);
-        ck[u] = c1[u], sk[u] = s1[u];
-      }
-      S[0] += sum<U>([&](int u) { return g[u]; });
-      for (int k = 1; 2 * k < K; ++k) {
-        const float wc = a[2 * k] * static_cast<float>(1.57079632679489662 * k);
-        const float ws = a[2 * k - 1] * static_cast<float>(1.57079632679489662 * k);
-        S[2 * k - 1] += sum<U>([&](int u) { return g[u] * ck[u]; });
-        S[2 * k] += sum<U>([&](int u) { return g[u] * sk[u]; });
-        EACH dp[u] += wc * ck[u] - ws * sk[u];
-        if (2 * k + 2 < K) EACH {
-          vf cn = ck[u] * c1[u] - sk[u] * s1[u];
-          sk[u] = sk[u] * c1[u] + ck[u] * s1[u];
-          ck[u] = cn;
-        }
-      }
-    } else {
-      vf zc[U], ex[U];
-      EACH {
-        vf z = x[u] * inv_r;
-        zc[u] = clamp(z, -1.f, 1.f);
-        ex[u] = z - zc[u];
-      }
-      // g psi_k and g psi'_k obey the recurrences of psi_k and psi'_k, so g is
-      // folded in from the start: S_k adds q_k = g psi_k, and dp is g p'(zc).
-      if (KIND == kPower) {
-        vf q[U];
-        EACH q[u] = g[u];
-        S[0] += sum<U>([&](int u) { return q[u]; });
-        if (K > 1) {
-          EACH dp[u] = splat(a[K - 1] * static_cast<float>(K - 1));
-          for (int k = K - 2; k >= 1; --k) EACH dp[u] = dp[u] * zc[u] + a[k] * static_cast<float>(k);
-          EACH dp[u] *= g[u];
-        }
-        for (int k = 1; k < K; ++k) {
-          EACH q[u] = q[u] * zc[u];
-          S[k] += sum<U>([&](int u) { return q[u]; });
-        }
-      } else if (KIND == kThreeTerm) {
-        S[0] += sum<U>([&](int u) { return g[u]; });
-        if (K > 1) {
-          vf q0[U], q1[U], d0[U], d1[U];
-          EACH q0[u] = g[u], q1[u] = g[u] * zc[u], d0[u] = vf{}, d1[u] = g[u], dp[u] = a[1] * g[u];
-          S[1] += sum<U>([&](int u) { return q1[u]; });
-          for (int k = 1; k + 1 < K; ++k) {
-            EACH {
-              vf q2 = zc[u] * q1[u] - be[k] * q0[u];
-              vf d2 = zc[u] * d1[u] + q1[u] - be[k] * d0[u];
-              dp[u] += a[k + 1] * d2;
-              q0[u] = q1[u], q1[u] = q2, d0[u] = d1[u], d1[u] = d2;
-            }
-            S[k + 1] += sum<U>([&](int u) { return q1[u]; });
-          }
-        }
-      } else if (KIND == kRbfRatios) {  // dp sums a_k d_k phi_k, d_k = t - (k - mid); times dscale below
-        vf t[U], q[U], up[U], dn[U], p[U];
-        EACH {
-          t[u] = (zc[u] - centre[mid]) * inv_w;
-          q[u] = vexp_bounded(-(t[u] * t[u]));
-          up[u] = vexp_bounded(t[u] + t[u] - splat(1.f));
-          dn[u] = splat(kExpM2) / up[u];
-          dp[u] = a[mid] * t[u] * q[u];
-          p[u] = q[u];
-        }
-        S[mid] += sum<U>([&](int u) { return g[u] * q[u]; });
-        for (int k = mid + 1; k < K; ++k) {
-          EACH {
-            p[u] *= up[u];
-            up[u] *= kExpM2;
-            dp[u] += a[k] * (t[u] - static_cast<float>(k - mid)) * p[u];
-          }
-          S[k] += sum<U>([&](int u) { return g[u] * p[u]; });
-        }
-        for (int k = mid - 1; k >= 0; --k) {
-          EACH {
-            q[u] *= dn[u];
-            dn[u] *= kExpM2;
-            dp[u] += a[k] * (t[u] + static_cast<float>(mid - k)) * q[u];
-          }
-          S[k] += sum<U>([&](int u) { return g[u] * q[u]; });
-        }
-        EACH dp[u] *= dscale;
-      } else {
-        for (int k = 0; k < K; ++k) {
-          vf phi[U];
-          EACH {
-            vf d = (zc[u] - centre[k]) * inv_w;
-            phi[u] = exp_nonpos(-(d * d));
-            dp[u] += a[k] * (dscale * d * phi[u]);
-          }
-          S[k] += sum<U>([&](int u) { return g[u] * phi[u]; });
-        }
-      }
-      S[K] += sum<U>([&](int u) { return g[u] * pos(ex[u]); });
-      S[K + 1] += sum<U>([&](int u) { return g[u] * neg(ex[u]); });
-    }
-    if (KIND == kPower || KIND == kThreeTerm) {
-      EACH gx[u] = dp[u] * inv_r;
-    } else {
-      EACH gx[u] = g[u] * (dp[u] * inv_r);
-    }
-    if (hybrid) {
-      EACH gx[u] += g[u] * vselect(x[u] > splat(0.f), splat(w), splat(0.f));
-      S[K + 2] += sum<U>([&](int u) { return g[u] * pos(x[u]); });
-    }
-  }
-};
 
 struct SlafArgs {
   View v;
   int kind, K;
   double inv_range;
-  at::Tensor a, dends;
+  std::vector<float> a;       // (C, K): coef * scale
+  std::vector<double> dends;  // (2, K)
   std::optional<at::Tensor> w;
   std::vector<double> h, be, centre;  // monic scales and recurrence (three-term); rbf centres
   double width = 1.0;
@@ -246,8 +22,8 @@ struct SlafArgs {
     k.inv_r = static_cast<float>(inv_range);
     k.inv_w = static_cast<float>(1.0 / width);
     k.dscale = static_cast<float>(-2.0 / width);
-    const float* ac = a.data_ptr<float>() + c * K;
-    const double* dd = dends.data_ptr<double>();
+    const float* ac = a.data() + c * K;
+    const double* dd = dends.data();
     double lo = 0.0, hi = 0.0;
     for (int j = 0; j < K; ++j) {
       k.a[j] = static_cast<float>(ac[j] * h[j]);
@@ -268,18 +44,45 @@ struct SlafArgs {
   }
 };
 
-SlafArgs slaf_args(const at::Tensor& x, const at::Tensor& a, const std::optional<at::Tensor>& w,
-                   const at::Tensor& dends, at::ArrayRef<double> rec, double inv_range, int64_t kind) {
+// a = coef * scale (per term), the module's product, taken here so that a call makes no
+// autograd node for it; as PyTorch's float multiply. Plain vectors, not tensors: a call
+// at 64 elements spent about a third of its C++ time making small tensors.
+std::vector<float> scaled(const at::Tensor& coef, const std::optional<at::Tensor>& scale) {
+  const at::Tensor c = coef.contiguous();
+  const float* cp = c.data_ptr<float>();
+  std::vector<float> a(cp, cp + c.numel());
+  if (!scale.has_value()) return a;
+  check_float_cpu(*scale, "scale");
+  TORCH_CHECK(scale->numel() == coef.size(1), "scale must have one value per term");
+  const at::Tensor sc = scale->contiguous();
+  const float* sp = sc.data_ptr<float>();
+  for (size_t i = 0; i < a.size(); ++i) a[i] *= sp[i % coef.size(1)];
+  return a;
+}
+
+std::vector<double> as_doubles(const at::Tensor& t) {
+  if (t.scalar_type() == at::kDouble) {
+    const at::Tensor d = t.contiguous();
+    return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  }
+  const at::Tensor f = t.scalar_type() == at::kFloat ? t.contiguous() : t.to(at::kFloat).contiguous();
+  return std::vector<double>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+}
+
+SlafArgs slaf_args(const at::Tensor& x, const at::Tensor& coef, const std::optional<at::Tensor>& scale,
+                   const std::optional<at::Tensor>& w, const at::Tensor& dends, at::ArrayRef<double> rec,
+                   double inv_range, int64_t kind) {
   check_float_cpu(x, "x");
-  check_float_cpu(a, "a");
+  check_float_cpu(coef, "coef");
   TORCH_CHECK(x.is_contiguous(), "x must be contiguous");
-  TORCH_CHECK(a.dim() == 2 && a.size(1) >= 1 && a.size(1) <= kMaxTerms, "a must be (C, K) with K <= ", kMaxTerms);
+  TORCH_CHECK(coef.dim() == 2 && coef.size(1) >= 1 && coef.size(1) <= kMaxTerms,
+              "coef must be (C, K) with K <= ", kMaxTerms);
   TORCH_CHECK(kind >= 0 && kind <= 2, "unknown slaf basis kind ", kind);
-  const int K = static_cast<int>(a.size(1));
-  SlafArgs s{view_of(x, a.size(0)), static_cast<int>(kind), K, inv_range, a.contiguous(),
-             dends.to(at::kDouble).contiguous(), std::nullopt, std::vector<double>(K, 1.0),
+  const int K = static_cast<int>(coef.size(1));
+  SlafArgs s{view_of(x, coef.size(0)), static_cast<int>(kind), K, inv_range, scaled(coef, scale),
+             as_doubles(dends), std::nullopt, std::vector<double>(K, 1.0),
              std::vector<double>(K, 0.0), std::vector<double>(K, 0.0)};
-  TORCH_CHECK(kind == kFourier || s.dends.numel() == 2 * K, "dends must be (2, K)");
+  TORCH_CHECK(kind == kFourier || static_cast<int>(s.dends.size()) == 2 * K, "dends must be (2, K)");
   if (kind == kThreeTerm) {
     TORCH_CHECK(static_cast<int>(rec.size()) >= std::max(1, 2 * K - 3), "rec must be [a0, al_1, ga_1, ...]");
     bool power = true;
@@ -298,7 +101,7 @@ SlafArgs slaf_args(const at::Tensor& x, const at::Tensor& a, const std::optional
   }
   if (w.has_value()) {
     check_float_cpu(*w, "w");
-    TORCH_CHECK(w->numel() == a.size(0), "w must have one value per channel");
+    TORCH_CHECK(w->numel() == coef.size(0), "w must have one value per channel");
     s.w = w->contiguous();
   }
   return s;
@@ -332,9 +135,10 @@ void slaf_bwd_kind(const SlafArgs& s, const float* xp, const float* gp, float* g
   });
 }
 
-at::Tensor slaf_fwd(const at::Tensor& x, const at::Tensor& a, const std::optional<at::Tensor>& w,
-                    const at::Tensor& dends, at::ArrayRef<double> rec, double inv_range, int64_t kind) {
-  const SlafArgs s = slaf_args(x, a, w, dends, rec, inv_range, kind);
+at::Tensor slaf_fwd(const at::Tensor& x, const at::Tensor& coef, const std::optional<at::Tensor>& scale,
+                    const std::optional<at::Tensor>& w, const at::Tensor& dends, at::ArrayRef<double> rec,
+                    double inv_range, int64_t kind) {
+  const SlafArgs s = slaf_args(x, coef, scale, w, dends, rec, inv_range, kind);
   at::Tensor y = at::empty_like(x);
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
@@ -348,11 +152,12 @@ at::Tensor slaf_fwd(const at::Tensor& x, const at::Tensor& a, const std::optiona
   return y;
 }
 
+// Returns the gradients of x, coef (d/da times scale, in float as PyTorch's) and w.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> slaf_bwd(const at::Tensor& g, const at::Tensor& x,
-                                                        const at::Tensor& a, const std::optional<at::Tensor>& w,
-                                                        const at::Tensor& dends, at::ArrayRef<double> rec,
-                                                        double inv_range, int64_t kind) {
-  const SlafArgs s = slaf_args(x, a, w, dends, rec, inv_range, kind);
+                                                        const at::Tensor& coef, const std::optional<at::Tensor>& scale,
+                                                        const std::optional<at::Tensor>& w, const at::Tensor& dends,
+                                                        at::ArrayRef<double> rec, double inv_range, int64_t kind) {
+  const SlafArgs s = slaf_args(x, coef, scale, w, dends, rec, inv_range, kind);
   check_grad(g, x);
   at::Tensor gx = at::empty_like(x);
   const int K = s.K, nacc = K + 3;
@@ -367,15 +172,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slaf_bwd(const at::Tensor& g, con
     case kRbfRatios: slaf_bwd_kind<kRbfRatios>(s, xp, gp, gxp, sums.data()); break;
     default: slaf_bwd_kind<kRbf>(s, xp, gp, gxp, sums.data());
   }
-  at::Tensor ga = at::empty({s.v.C, K}, a.options());
-  at::Tensor gw = at::empty({s.w ? s.v.C : 0}, a.options());
-  const double* dd = s.dends.data_ptr<double>();
+  at::Tensor ga = at::empty({s.v.C, K}, coef.options());
+  at::Tensor gw = at::empty({s.w ? s.v.C : 0}, coef.options());
+  const at::Tensor sc = scale.has_value() ? scale->contiguous() : at::Tensor();
+  const double* dd = s.dends.data();
   for (int64_t c = 0; c < s.v.C; ++c) {
     const double* r = sums.data() + c * nacc;
     for (int k = 0; k < K; ++k) {
       double v = r[k] * s.h[k];  // d/da_k of a_k h_k psi_k
       if (kind != kFourier) v += r[K + 1] * dd[k] + r[K] * dd[K + k];  // the tails
-      ga.data_ptr<float>()[c * K + k] = static_cast<float>(v);
+      ga.data_ptr<float>()[c * K + k] = static_cast<float>(v) * (sc.defined() ? sc.data_ptr<float>()[k] : 1.f);
     }
     if (s.w) gw.data_ptr<float>()[c] = static_cast<float>(r[K + 2]);
   }
@@ -386,9 +192,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slaf_bwd(const at::Tensor& g, con
 }  // namespace actlab
 
 TORCH_LIBRARY_FRAGMENT(actlab_learnable, m) {
-  m.def("slaf_fwd(Tensor x, Tensor a, Tensor? w, Tensor dends, float[] rec, float inv_range, int kind) -> Tensor");
-  m.def("slaf_bwd(Tensor g, Tensor x, Tensor a, Tensor? w, Tensor dends, float[] rec, float inv_range, int kind)"
-        " -> (Tensor, Tensor, Tensor)");
+  m.def("slaf_fwd(Tensor x, Tensor coef, Tensor? scale, Tensor? w, Tensor dends, float[] rec, float inv_range,"
+        " int kind) -> Tensor");
+  m.def("slaf_bwd(Tensor g, Tensor x, Tensor coef, Tensor? scale, Tensor? w, Tensor dends, float[] rec,"
+        " float inv_range, int kind) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(actlab_learnable, CPU, m) {

@@ -89,10 +89,10 @@ class SLAF(LearnableActivation):
 
     def _forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
-        a = self.coef * self.scale
         if self.standardize:
-            return self._standardized(x, a)
-        return run(SlafFn, x, a, self.relu_weight, self.dends.to(x.dtype), 1.0 / self.range, self.basis_name)
+            return self._standardized(x, self.coef * self.scale)
+        return run(SlafFn, x, self.coef, self.scale.to(x.dtype), self.relu_weight, self.dends.to(x.dtype),
+                   1.0 / self.range, self.basis_name)
 
     def _standardized(self, x: Tensor, a: Tensor) -> Tensor:
         phi = design(self.basis, x / self.range, a.shape[1])  # (..., n), scale folded in below

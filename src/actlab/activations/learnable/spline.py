@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import LinearSplineFn, PiecewiseFn, run
+from actlab.activations.learnable._autograd import CubicSplineFn, LinearSplineFn, run
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
 from actlab.activations.registry import register_activation
@@ -40,30 +40,15 @@ def spline_flops(kind: str = "linear") -> float:
     """A learnable spline on a uniform grid costs what its compressed counterpart costs."""
     return 8.0 if kind == "linear" else 22.0
 
-# Uniform cubic B-spline on one segment: weight of c[j + p] is sum_q M[p, q] t^q.
-_CUBIC = torch.tensor([[1.0, -3.0, 3.0, -1.0],
-                       [4.0, 0.0, -6.0, 3.0],
-                       [1.0, 3.0, 3.0, -3.0],
-                       [0.0, 0.0, 0.0, 1.0]], dtype=torch.float64) / 6.0
-
 
 def segments(knots: int, order: int) -> int:
     return knots - 1 if order == 1 else knots - 3
 
 
-def cubic_table(values: Tensor) -> Tensor:
-    """(C, S, 4) per-segment polynomial coefficients in t from B-spline coefficients (C, K)."""
-    # a broadcast sum, not a matmul, which autocast would run in bfloat16
-    return (values.unfold(1, 4, 1).unsqueeze(-1) * _CUBIC.to(values)).sum(-2)
-
-
 def spline_eval(x: Tensor, values: Tensor, lo: Tensor, hi: Tensor, order: int) -> Tensor:
     """The spline with knot values (C, K) on grids [lo, hi] (C,) at x (N, C, ...)."""
-    if order == 1:
-        # One op per call: the table of slopes is built inside (see LinearSplineFn).
-        return run(LinearSplineFn, x, values, lo, hi)
-    inv_h = segments(values.shape[1], order) / (hi - lo)
-    return run(PiecewiseFn, x, cubic_table(values), inv_h, -lo * inv_h)
+    # One op per call: the segment table is built inside (see LinearSplineFn, CubicSplineFn).
+    return run(LinearSplineFn if order == 1 else CubicSplineFn, x, values, lo, hi)
 
 
 class Spline(LearnableActivation):
