@@ -19,11 +19,13 @@ import torch
 from torch import nn
 
 from actlab import _cpp
-from actlab.activations import ACTIVATIONS, Site, make_activation
+from actlab.activations import Site, make_activation
 from actlab.compress import _fastpath
 from actlab.compress.fit import make_module
 from actlab.errors import ActlabError
 from actlab.models import make_model
+
+from family_helpers import learnable_families
 
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
 # Relative error allowed against the float64 reference, scaled by |ref| + |x| + 1 (the |x| term:
@@ -36,17 +38,7 @@ ROUNDING = {torch.float64: 0.0, torch.float32: 0.0, torch.bfloat16: 2.0**-8, tor
 FIXED_ROUNDINGS = 4
 
 
-def _learnable_families() -> list[str]:
-    seen, names = set(), []
-    for name in ACTIVATIONS.names():
-        factory = ACTIVATIONS.get(name)
-        if factory.__module__.startswith("actlab.activations.learnable") and factory not in seen:
-            seen.add(factory)
-            names.append(factory.__name__)
-    return names
-
-
-LEARNABLE = sorted(set(_learnable_families()) | {
+LEARNABLE = sorted(set(learnable_families()) | {
     "slaf(degree=4,basis=monomial)", "slaf(degree=4,basis=chebyshev)", "slaf(degree=4,basis=legendre)",
     "slaf(degree=4,basis=hermite)", "slaf(degree=2,basis=fourier)", "slaf(degree=4,basis=rbf)",
     "slaf(degree=3,hybrid=true)", "slaf(degree=3,standardize=true)", "spline(knots=16,order=1)",
@@ -230,7 +222,7 @@ def test_float32_inputs_under_autocast_keep_float32(name):
         assert m(torch.randn(4, 6, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("family", _learnable_families())
+@pytest.mark.parametrize("family", learnable_families())
 def test_a_cnn_trains_under_bfloat16_autocast_with_every_learnable_family(family):
     torch.manual_seed(0)
     model = make_model("cnn(channels=4)", (1, 10, 10), 3, f"{family}(sharing=channel)")

@@ -11,21 +11,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from actlab.activations import ACTIVATIONS, Site, make_activation
+from actlab.activations import Site, make_activation
 from actlab.errors import ActlabError, UnknownNameError
 
+from family_helpers import learnable_families
 
-def _learnable_families() -> list[str]:
-    seen, names = set(), []
-    for name in ACTIVATIONS.names():
-        factory = ACTIVATIONS.get(name)
-        if factory.__module__.startswith("actlab.activations.learnable") and factory not in seen:
-            seen.add(factory)
-            names.append(factory.__name__)
-    return names
-
-
-FAMILIES = _learnable_families()
+FAMILIES = learnable_families()
 VARIANTS = [
     "slaf(degree=3)", "slaf(degree=5,basis=chebyshev)", "slaf(degree=4,basis=legendre)",
     "slaf(degree=4,basis=hermite)", "slaf(degree=2,basis=fourier)", "slaf(degree=4,basis=rbf)",
