@@ -34,6 +34,14 @@ def _onnx_matches(model: torch.nn.Module, x: torch.Tensor, path) -> float:
         return float(abs(logits - model(x).numpy()).max())
 
 
+def _saved_loaded_and_exported(small: torch.nn.Module, build, x: torch.Tensor, tmp_path, name: str) -> None:
+    """save -> load on a fresh ``build()`` gives the same outputs; ONNX Runtime within 1e-4."""
+    again = actlab.load(actlab.save(small, tmp_path / f"{name}.pt"), build).eval()
+    with torch.no_grad():
+        assert torch.equal(again(x), small(x))
+    assert _onnx_matches(again, x, tmp_path / f"{name}.onnx") < 1e-4
+
+
 def test_readme_pipeline_on_torchvision_resnet18(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(4, 3, 32, 32)
@@ -50,10 +58,7 @@ def test_readme_pipeline_on_torchvision_resnet18(tmp_path):
     assert len(report) == 17 and all(r.exact for r in report)  # a linear spline is its own table
     with torch.no_grad():
         assert float((small(x) - model(x)).abs().max()) < 1e-4
-    again = actlab.load(actlab.save(small, tmp_path / "small.pt"), build).eval()
-    with torch.no_grad():
-        assert torch.equal(again(x), small(x))
-    assert _onnx_matches(again, x, tmp_path / "small.onnx") < 1e-4
+    _saved_loaded_and_exported(small, build, x, tmp_path, "small")
 
 
 def test_inplace_relus_of_resnet18_become_rationals_that_train_and_export(tmp_path):
@@ -84,10 +89,7 @@ def test_timm_vit_gelus_get_per_channel_activations_on_the_token_dim_and_compres
     assert "Softmax" not in {r.original for r in report} and skipped <= {"Identity", "Softmax", "Dropout"}
     with torch.no_grad():
         assert float((small(x) - model(x)).abs().max()) < 0.05
-    again = actlab.load(actlab.save(small, tmp_path / "vit.pt"), build).eval()
-    with torch.no_grad():
-        assert torch.equal(again(x), small(x))
-    assert _onnx_matches(again, x, tmp_path / "vit.onnx") < 1e-4
+    _saved_loaded_and_exported(small, build, x, tmp_path, "vit")
 
 
 def test_timm_convnext_functional_gelus_train_compress_and_export(tmp_path):
