@@ -124,23 +124,33 @@ def search_section(store: RunStore, rows: list[dict]) -> list[tuple[str, str]]:
     except ActlabError:
         return []
     try:
-        finished = [r for r in state.rows() if r["finished"] is not None]
-        if not finished:
+        figures = search_figures(state)
+        if not figures:
             return [("Activation search", "<p>No function trained yet.</p>")]
         top, relu = best_functions(store.workdir, 10)
-        parts = [figure_html(plot_search_curve(finished, relu["val_acc"] if relu else None), "search curve")]
-        xy, title = embedding(state)
-        scores = np.full(len(xy), np.nan)
-        for r in finished:
-            if r["status"] != "failed":
-                scores[r["idx"]] = r["val_acc"] if r["status"] == "done" else DIVERGED_SCORE
-        parts.append(figure_html(plot_embedding(xy, scores, title=title), "embedding"))
-        shown = [r["rep"] for r in top[:6]] + ([relu["rep"]] if relu else [])
-        labels = [r["rep"] for r in top[:6]] + ([f"relu = {relu['rep']}"] if relu else [])
-        parts.append(figure_html(plot_shapes(shown, labels), "best shapes"))
+        parts = [figure_html(fig, name.replace("_", " ")) for name, fig in figures.items()]
         counts = ", ".join(f"{k} {v}" for k, v in state.counts().items() if k != "queued")
         body = f"<p>{counts}. Settings: {html.escape(state.settings.model_dump_json())}</p>" + "".join(parts)
         return [("Activation search", body + "<h4>Best functions</h4>" + _table(top, relu))]
     finally:
         state.close()
+
+
+def search_figures(state: SearchState) -> dict[str, Figure]:
+    """The search curve, the embedding coloured by accuracy and the best shapes; empty before any training."""
+    finished = [r for r in state.rows() if r["finished"] is not None]
+    if not finished:
+        return {}
+    top, relu = best_functions(state.workdir, 10)
+    figures = {"search_curve": plot_search_curve(finished, relu["val_acc"] if relu else None)}
+    xy, title = embedding(state)
+    scores = np.full(len(xy), np.nan)
+    for r in finished:
+        if r["status"] != "failed":
+            scores[r["idx"]] = r["val_acc"] if r["status"] == "done" else DIVERGED_SCORE
+    figures["embedding"] = plot_embedding(xy, scores, title=title)
+    shown = [r["rep"] for r in top[:6]] + ([relu["rep"]] if relu else [])
+    labels = [r["rep"] for r in top[:6]] + ([f"relu = {relu['rep']}"] if relu else [])
+    figures["best_shapes"] = plot_shapes(shown, labels)
+    return figures
 
