@@ -1,5 +1,8 @@
 """Per-channel sharing along any dim: channels last (B, T, D), widths taken from the first input."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -109,3 +112,17 @@ def test_a_channels_last_model_compresses_saves_loads_and_keeps_its_outputs(tmp_
         assert float((new(x) - model(x)).abs().max()) < 1e-2
         save(new, tmp_path / "m.pt")
         torch.testing.assert_close(load(tmp_path / "m.pt", build)(x), new(x))
+
+
+@pytest.mark.parametrize("spec", FAMILIES)
+def test_lazy_channels_last_modules_pickle_deepcopy_and_save_before_and_after_their_first_input(spec, tmp_path):
+    module, x = _per_channel(spec, -1), torch.randn(2, 3, 8)
+    before = pickle.loads(pickle.dumps(module))
+    assert before.lazy_units
+    module(x)
+    for clone in (before, pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        torch.testing.assert_close(clone(x), module(x))
+    torch.save(module, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    torch.testing.assert_close(loaded(x), module(x))
+    assert loaded.n_units == 8 and loaded.channel_dim == -1
