@@ -6,7 +6,7 @@ Reads the committed tables (``bench/results/actbench_mnist10k.csv`` and
 ``bench/out/actbench_features``. Works on a partial table too (the note then
 says how many functions it covers).
 
-    python bench/actbench_analysis.py [--seeds 20] [--budget 300]
+    python bench/actbench_analysis.py [--seeds 20] [--budget 300] [--workers 2]
 
 Outputs ``bench/results/actbench_analysis.{json,md}`` and ``actbench_curves.png``.
 """
@@ -66,15 +66,33 @@ def correlations(blocks: dict, scores: np.ndarray, splits: int = 10) -> list[dic
     return out
 
 
-def searches(feats, scores: np.ndarray, start: list[int], seeds: int, budget: int, noise_std: float) -> dict:
-    """Best-so-far curves and trainings to reach the top 1 %, top 0.1 % and the best minus one noise std."""
+def _replay(args: tuple) -> np.ndarray:
+    feats, scores, start, budget, method, seed = args
+    return surrogate_order(feats, scores, start, budget, surrogate=method, seed=seed)
+
+
+def searches(feats, scores: np.ndarray, start: list[int], seeds: int, budget: int, noise_std: float,
+             workers: int = 1) -> dict:
+    """Best-so-far curves and trainings to reach the top 1 %, top 0.1 % and the best minus one noise std.
+
+    The replays of (surrogate, seed) are independent: ``workers`` processes share them (a GP replay of
+    300 steps refits its hyper-parameters at every step and takes minutes)."""
     targets = {"top 1%": top_threshold(scores, 0.01), "top 0.1%": top_threshold(scores, 0.001)}
     if noise_std > 0:
         targets["within 1 noise std of the best"] = float(scores.max() - noise_std)
     orders = {"random": [random_order(len(scores), start, s) for s in range(seeds)]}
-    for method in SURROGATES:
-        orders[method] = [surrogate_order(feats, scores, start, budget, surrogate=method, seed=s)
-                          for s in range(seeds)]
+    jobs = [(feats, scores, start, budget, method, s) for method in SURROGATES for s in range(seeds)]
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: torch and sklearn have started OpenMP threads here, and fork() after that is unsafe
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_replay, jobs))
+    else:
+        done = [_replay(job) for job in jobs]
+    for i, method in enumerate(SURROGATES):
+        orders[method] = done[i * seeds:(i + 1) * seeds]
         print(f"  replayed {method}", flush=True)
     out = {}
     for name, runs in orders.items():
@@ -136,6 +154,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--workers", type=int, default=2, help="processes for the replayed searches")
     args = parser.parse_args()
     bench = load_benchmark(TABLE, workdir=ROOT / "out" / "actbench_features")
     scores = bench.scores()
@@ -149,7 +168,7 @@ def main() -> None:
     corr = correlations(blocks, scores)
     print("searches", flush=True)
     search = searches(blocks["both"], scores, start, args.seeds, min(args.budget, len(scores)),
-                      noise.get("std_mean_top10pct", 0.0))
+                      noise.get("std_mean_top10pct", 0.0), args.workers)
     counts = {s: int((bench.status == s).sum()) for s in ("done", "diverged", "failed")}
     rep = {"functions": len(bench), "space_unique": len(state.names()), "counts": counts, "noise": noise,
            "correlations": corr, "searches": search}
