@@ -39,6 +39,10 @@ def test_compressed_run_is_stored_beside_the_original_with_costs(workdir):
     derived = [r for r in rows if r["activation"] == "rational -> pwl(knots=64)"]
     assert len(derived) == 1 and derived[0]["status"] == "done"
     assert derived[0]["test_acc"] == pytest.approx(out["test_acc"])
+    stored = next(r for r in RunStore(workdir).runs() if r["run_id"] == out["run_id"])["info"]
+    assert set(stored["fidelity"]) == {"calibration", "stress"}  # the model's change, stored with the run
+    assert stored["fidelity"]["stress"]["max"] >= 0 and 0 <= stored["fidelity"]["stress"]["agreement"] <= 1
+    assert all(site["stress_max"] is not None for site in stored["sites"])
 
 
 def test_bad_run_reference_and_sizes_are_clear_errors(workdir):
@@ -55,6 +59,7 @@ def test_cli_compress_prints_both_models_and_exit_codes(workdir, capsys):
     assert main(["compress", str(workdir), rid, "--tolerance", "0.01", "--no-latency"]) == 0
     out = capsys.readouterr().out
     assert "original" in out and "compressed" in out and "percentage points" in out
+    assert "stress set (inputs x2)" in out and "predictions kept" in out
     assert main(["compress", str(workdir), rid, "--method", "splin"]) == 2
     assert "Did you mean" in capsys.readouterr().err
 
