@@ -32,9 +32,13 @@ LAYOUTS = {
 
 
 def _table(channels, size, seed=0):
+    """Random tables; every third channel flat below its range, every fifth above it
+    (a flat tail at +-inf gives its value, not 0 * inf)."""
     g = torch.Generator().manual_seed(seed)
     lo = torch.rand(channels, generator=g) * 2 - 3
-    return PWLActivation(torch.randn(channels, size, generator=g), lo, lo + 1 + torch.rand(channels, generator=g) * 3)
+    values = torch.randn(channels, size, generator=g)
+    values[::3, 0], values[::5, -1] = values[::3, 1], values[::5, -2]
+    return PWLActivation(values, lo, lo + 1 + torch.rand(channels, generator=g) * 3)
 
 
 def _inputs(module, shape, seed=1):
@@ -255,6 +259,17 @@ def test_reference_gives_nan_for_nan_and_follows_the_tail_lines_to_infinity():
     y = module(x)
     expect = torch.tensor([float("nan"), float("inf"), float("inf"), 3.0 + 2 * 2.0, 5.0 + 1.5 * 3.0, 1.5])
     _assert_same(y, expect)
+
+
+@pytest.mark.parametrize("fast", ["eager", "auto"])
+def test_a_flat_tail_gives_its_value_at_infinity_and_nan_stays_nan(fast):
+    module = PWLActivation(torch.tensor([[1.0, 1.0, 2.0, 4.0], [0.0, 1.0, 2.0, 2.0]]), 0.0, 3.0, fast=fast).eval()
+    x = torch.tensor([-float("inf"), float("inf"), float("nan"), -1e38, 1e38]).repeat(2, 1).t().contiguous()
+    expect = torch.tensor([[1.0, float("inf"), float("nan"), 1.0, float("inf")],
+                           [-float("inf"), 2.0, float("nan"), -1e38 - 0.0, 2.0]]).t()
+    y = module(x)
+    _assert_same(y[[0, 1, 2]], expect[[0, 1, 2]])
+    assert y[3, 0] == 1.0 and y[4, 1] == 2.0
 
 
 def test_tracing_or_exporting_first_never_turns_the_kernel_off(built, monkeypatch):

@@ -10,6 +10,7 @@ reference within the dtype's tolerance (``TOLERANCE``), never an exception.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
@@ -257,9 +258,10 @@ def test_spline_calibration_in_a_bfloat16_call_moves_the_float32_parameters():
 
 
 @pytest.mark.parametrize("name", ["slaf(degree=4,basis=chebyshev)", "slaf(degree=4,basis=rbf)",
-                                  "slaf(degree=3,hybrid=true)", "spline(knots=16,order=1)",
-                                  "spline(knots=16,order=3)", "rational", "subnet(hidden=4,depth=1,inner=tanh)",
-                                  "pwl", "cubic", "poly"])
+                                  "slaf(degree=3,hybrid=true)", "slaf(degree=3,standardize=true)",
+                                  "spline(knots=16,order=1)", "spline(knots=16,order=3)", "rational",
+                                  "subnet(hidden=4,depth=1,inner=tanh)", "subnet(hidden=4,depth=1,inner=relu)",
+                                  "subnet(hidden=3,depth=2,inner=relu)", "pwl", "cubic", "poly"])
 def test_infinities_give_the_limit_of_the_tails(name):
     """The float64 reference itself: +-inf is where the tails at +-1e6 point (a bounded one: its value)."""
     m = module(name).double()
@@ -272,3 +274,37 @@ def test_infinities_give_the_limit_of_the_tails(name):
         torch.testing.assert_close(y, far[[0, 3]])
     else:
         assert torch.equal(y, direction * torch.sign(slopes) * float("inf")), (y, slopes)
+
+
+FLAT_ONES = [n for n in LEARNABLE + PER_CHANNEL if "fourier" not in n]  # periodic: no limit, NaN
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("name", FLAT_ONES)
+def test_a_constant_function_gives_its_constant_at_infinity_not_zero_times_inf(name, dtype):
+    """All parameters 0: every tail is flat, every weight 0 (subnet's 0 * inf, rational's 0 / 0 tops)."""
+    m = module(name)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+    x = torch.tensor([-float("inf"), float("inf"), 0.0, float("nan"), -1e38, 1e38], dtype=dtype)
+    x = x.repeat(CHANNELS, 1).t().contiguous()
+    for kernels in (True, False):
+        with _cpp.kernels_disabled() if not kernels else contextlib.nullcontext():
+            y = _run(m.to(dtype), x)
+        assert torch.equal(y[[0, 1, 2, 4, 5]], torch.zeros(5, CHANNELS, dtype=dtype)), (kernels, y)
+        assert y[3].isnan().all()
+
+
+@pytest.mark.parametrize("name", COMPRESSED)
+def test_a_compressed_relu_is_0_at_minus_infinity_and_inf_at_plus_infinity(name):
+    channels = CHANNELS if name.endswith("per channel") else 1
+    lo, hi = torch.full((channels,), -3.0, dtype=torch.float64), torch.full((channels,), 3.0, dtype=torch.float64)
+    method = name.split()[0]
+    tails = torch.tensor([[0.0, 1.0]], dtype=torch.float64).expand(channels, 2)
+    m = make_module(torch.relu, lo, hi, method, {"pwl": 17, "cubic": 9, "poly": 6}[method], tails=tails).eval()
+    x = torch.tensor([-float("inf"), float("inf"), float("nan")]).repeat(channels, 1).t().contiguous()
+    for kernels in (True, False):
+        with _cpp.kernels_disabled() if not kernels else contextlib.nullcontext():
+            y = _run(m, x)
+        assert torch.isfinite(y[0]).all() and (y[1] == float("inf")).all() and y[2].isnan().all(), (kernels, y)

@@ -24,18 +24,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offset: Tensor, last: int) -> Tensor:
+def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offset: Tensor, last: int,
+               lc: Tensor, uc: Tensor) -> Tensor:
     """The reference: ``a[i] + t b[i]`` with i = clamp(floor(u), 0, last) the segment of x.
 
     ``offset`` (0 or k * (K-1) along the channel dim) selects channel k's rows
-    of the flattened tables ``a`` and ``b``.
+    of the flattened tables ``a`` and ``b``. ``lc``, ``uc`` clamp t: -1 and +1
+    beside a flat tail (so that x = +-inf gives a + 0 * 1, not a + 0 * inf = NaN),
+    else -inf and +inf; interior segments have t in [0, 1) and never meet them.
     """
     u = (x - lo) * inv_h
     i = torch.clamp(torch.floor(u), 0, last)
     # a NaN index would read out of bounds; segment 0 instead keeps y = NaN through t
     # (where + isnan rather than nan_to_num: 2 ONNX nodes instead of 8)
     i = torch.where(torch.isnan(i), 0.0, i)
-    t = u - i
+    t = torch.clamp(u - i, lc, uc)  # keeps NaN
     j = i.long() + offset
     # embedding is a plain ONNX Gather (a[j] exports as Unsqueeze + GatherND)
     return F.embedding(j, a[:, None]).squeeze(-1) + t * F.embedding(j, b[:, None]).squeeze(-1)

@@ -8,9 +8,12 @@
 // channel) on [lo, hi]: a = v[:-1], b = diff(v), T = K - 1, inv_h = T / (hi - lo);
 // per element the kernel computes
 //   u = (x - lo) * inv_h;  f = min(max(floor(u), 0), T - 1);  t = u - f;
-//   y = a[f] + t * b[f]
+//   t = min(uc, max(lc, t));  y = a[f] + t * b[f]
 // max(NaN, 0) is 0 (as _mm*_max_ps returns its second operand), so a NaN input
-// reads segment 0 and gives t = NaN, hence y = NaN.
+// reads segment 0 and gives t = NaN, hence y = NaN. lc and uc (per channel) are
+// -inf and +inf, except -1 where the first segment is flat (b[0] = 0) and +1
+// where the last is: a flat tail at x = +-inf is then a + 0, not a + 0 * inf
+// (NaN); the clamps keep a NaN t (max and min return their second operand).
 //
 // One binary serves every x86-64 CPU: the AVX2 and AVX-512 loops carry
 // target attributes and are picked at run time with __builtin_cpu_supports.
@@ -62,6 +65,7 @@ struct Run {
   float lo, inv_h;
   int64_t T;
   int read;  // how the AVX2 loop reads the tables (Read)
+  float lc, uc;  // t's clamps: +-1 on the side of a flat tail, else +-inf
 };
 
 // Lanes with their own channel: per-position lo, inv_h and table offset c * T.
@@ -73,21 +77,25 @@ struct Lanes {
   const float* inv_h;
   const int32_t* base;
   int64_t T;
+  const float* lc;
+  const float* uc;
 };
 
-inline float one(float x, const float* a, const float* b, float lo, float inv_h, float last) {
+inline float one(float x, const float* a, const float* b, float lo, float inv_h, float last, float lc, float uc) {
   float u = (x - lo) * inv_h;
   float f = std::floor(u);
   f = f > 0.0f ? f : 0.0f;
   f = f < last ? f : last;
   int i = static_cast<int>(f);
   float t = u - f;
+  t = lc > t ? lc : t;  // a NaN t stays NaN
+  t = uc < t ? uc : t;
   return a[i] + t * b[i];
 }
 
 void run_scalar(const float* x, float* y, int64_t n, const Run& r) {
   const float last = static_cast<float>(r.T - 1);
-  for (int64_t k = 0; k < n; ++k) y[k] = one(x[k], r.a, r.b, r.lo, r.inv_h, last);
+  for (int64_t k = 0; k < n; ++k) y[k] = one(x[k], r.a, r.b, r.lo, r.inv_h, last, r.lc, r.uc);
 }
 
 void lanes_scalar(const float* x, float* y, int64_t n, const Lanes& l, int64_t p) {
@@ -95,7 +103,7 @@ void lanes_scalar(const float* x, float* y, int64_t n, const Lanes& l, int64_t p
   for (int64_t k = 0; k < n; ++k) {
     const int64_t q = p + k;
     const float* a = l.tab + 2 * (static_cast<int64_t>(l.base[q]) - l.T);
-    y[k] = one(x[k], a, a + l.T, l.lo[q], l.inv_h[q], last);
+    y[k] = one(x[k], a, a + l.T, l.lo[q], l.inv_h[q], last, l.lc[q], l.uc[q]);
   }
 }
 
@@ -156,7 +164,7 @@ AVX2_INLINE void read_loads(const float* ab, __m256i i, __m256* a, __m256* b) {
 
 template <int R, int S>
 AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const __m256* tb, const Run& r,
-                             __m256 lo, __m256 inv_h, __m256 last) {
+                             __m256 lo, __m256 inv_h, __m256 last, __m256 lc, __m256 uc) {
   __m256 u = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x), lo), inv_h);
   // clamp, then truncate: the same segment as clamping floor(u), one instruction fewer
   __m256i i = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(u, _mm256_setzero_ps()), last));
@@ -177,7 +185,8 @@ AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const _
   } else {
     read_loads(r.ab, i, &va, &vb);
   }
-  _mm256_storeu_ps(y, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
+  const __m256 t = _mm256_min_ps(uc, _mm256_max_ps(lc, _mm256_sub_ps(u, f)));
+  _mm256_storeu_ps(y, _mm256_add_ps(va, _mm256_mul_ps(t, vb)));
 }
 
 template <int R, int S>
@@ -191,16 +200,17 @@ AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
   }
   const __m256 lo = _mm256_set1_ps(r.lo), inv_h = _mm256_set1_ps(r.inv_h);
   const __m256 last = _mm256_set1_ps(static_cast<float>(r.T - 1));
+  const __m256 lc = _mm256_set1_ps(r.lc), uc = _mm256_set1_ps(r.uc);
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {  // two vectors per step: their gathers overlap
-    run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last);
-    run_vector8<R, S>(x + k + 8, y + k + 8, ta, tb, r, lo, inv_h, last);
+    run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last, lc, uc);
+    run_vector8<R, S>(x + k + 8, y + k + 8, ta, tb, r, lo, inv_h, last, lc, uc);
   }
-  for (; k + 8 <= n; k += 8) run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last);
+  for (; k + 8 <= n; k += 8) run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last, lc, uc);
   if (k < n) {  // the tail through a zero-padded buffer (x = 0 reads a valid segment)
     float xs[8] = {0}, ys[8];
     std::copy(x + k, x + n, xs);
-    run_vector8<R, S>(xs, ys, ta, tb, r, lo, inv_h, last);
+    run_vector8<R, S>(xs, ys, ta, tb, r, lo, inv_h, last, lc, uc);
     std::copy(ys, ys + (n - k), y + k);
   }
 }
@@ -228,7 +238,8 @@ AVX2 void lanes_avx2(const float* x, float* y, int64_t n, const Lanes& l, int64_
                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l.base + q)));
     __m256 va, vb;
     read_pairs(l.tab, j, &va, &vb);
-    _mm256_storeu_ps(y + k, _mm256_add_ps(va, _mm256_mul_ps(_mm256_sub_ps(u, f), vb)));
+    const __m256 t = _mm256_min_ps(_mm256_loadu_ps(l.uc + q), _mm256_max_ps(_mm256_loadu_ps(l.lc + q), _mm256_sub_ps(u, f)));
+    _mm256_storeu_ps(y + k, _mm256_add_ps(va, _mm256_mul_ps(t, vb)));
   }
   lanes_scalar(x + k, y + k, n - k, l, p + k);
 }
@@ -258,7 +269,7 @@ int tune_avx2(int64_t T) {
   double best_t = 1e30;
   for (int read : {kPermute, kGather, kPairs, kLoads}) {
     if (read == kPermute && cls == 4) continue;
-    const Run r{tab.data(), tab.data() + size, tab.data() + 2 * size, 0.0f, 1.0f, size, read};
+    const Run r{tab.data(), tab.data() + size, tab.data() + 2 * size, 0.0f, 1.0f, size, read, -INFINITY, INFINITY};
     double t = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
       const auto start = std::chrono::steady_clock::now();
@@ -313,7 +324,7 @@ AVX512_INLINE __mmask16 head(int64_t n) {
 // R = 0: pairs gathered from memory.
 template <int R>
 AVX512_INLINE void run_vector(const float* x, float* y, __mmask16 m, const __m512* ta, const __m512* tb,
-                              const Run& r, __m512 lo, __m512 inv_h, __m512 last) {
+                              const Run& r, __m512 lo, __m512 inv_h, __m512 last, __m512 lc, __m512 uc) {
   __m512 u = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), lo), inv_h);
   __m512 f, va, vb;
   __m512i i = segment(u, last, &f);
@@ -323,7 +334,8 @@ AVX512_INLINE void run_vector(const float* x, float* y, __mmask16 m, const __m51
     va = read<R>(ta, i);
     vb = read<R>(tb, i);
   }
-  _mm512_mask_storeu_ps(y, m, _mm512_add_ps(va, _mm512_mul_ps(_mm512_sub_ps(u, f), vb)));
+  const __m512 t = _mm512_min_ps(uc, _mm512_max_ps(lc, _mm512_sub_ps(u, f)));
+  _mm512_mask_storeu_ps(y, m, _mm512_add_ps(va, _mm512_mul_ps(t, vb)));
 }
 
 template <int R>
@@ -336,9 +348,10 @@ AVX512 void run_avx512(const float* x, float* y, int64_t n, const Run& r) {
   }
   const __m512 lo = _mm512_set1_ps(r.lo), inv_h = _mm512_set1_ps(r.inv_h);
   const __m512 last = _mm512_set1_ps(static_cast<float>(r.T - 1));
+  const __m512 lc = _mm512_set1_ps(r.lc), uc = _mm512_set1_ps(r.uc);
   int64_t k = 0;
-  for (; k + 16 <= n; k += 16) run_vector<R>(x + k, y + k, 0xFFFF, ta, tb, r, lo, inv_h, last);
-  if (k < n) run_vector<R>(x + k, y + k, head(n - k), ta, tb, r, lo, inv_h, last);
+  for (; k + 16 <= n; k += 16) run_vector<R>(x + k, y + k, 0xFFFF, ta, tb, r, lo, inv_h, last, lc, uc);
+  if (k < n) run_vector<R>(x + k, y + k, head(n - k), ta, tb, r, lo, inv_h, last, lc, uc);
 }
 
 AVX512 void lanes_avx512(const float* x, float* y, int64_t n, const Lanes& l, int64_t p) {
@@ -351,7 +364,9 @@ AVX512 void lanes_avx512(const float* x, float* y, int64_t n, const Lanes& l, in
     __m512 f, va, vb;
     __m512i j = _mm512_add_epi32(segment(u, last, &f), _mm512_maskz_loadu_epi32(m, l.base + q));
     read_pairs16(l.tab, j, &va, &vb);
-    _mm512_mask_storeu_ps(y + k, m, _mm512_add_ps(va, _mm512_mul_ps(_mm512_sub_ps(u, f), vb)));
+    const __m512 t = _mm512_min_ps(_mm512_maskz_loadu_ps(m, l.uc + q),
+                                   _mm512_max_ps(_mm512_maskz_loadu_ps(m, l.lc + q), _mm512_sub_ps(u, f)));
+    _mm512_mask_storeu_ps(y + k, m, _mm512_add_ps(va, _mm512_mul_ps(t, vb)));
   }
 }
 
@@ -418,6 +433,10 @@ const char* unsupported(const at::Tensor& x, const at::Tensor& tab, const at::Te
   return nullptr;
 }
 
+// t's clamps for a channel's slopes b (T): +-1 beside a flat tail, else +-inf (no clamp).
+float lower_clamp(const float* b) { return b[0] == 0.0f ? -1.0f : -INFINITY; }
+float upper_clamp(const float* b, int64_t T) { return b[T - 1] == 0.0f ? 1.0f : INFINITY; }
+
 at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& tab, const at::Tensor& lo, const at::Tensor& inv_h,
                        int64_t isa) {
   at::Tensor out = at::empty_like(x);
@@ -439,7 +458,8 @@ at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& tab, const at::Ten
       for (int64_t e = begin; e < end;) {
         const int64_t row = e / inner, stop = std::min(end, (row + 1) * inner), c = row % C;
         const float* a = tp + 4 * c * T;
-        run(isa, xp + e, yp + e, stop - e, Run{a, a + T, a + 2 * T, lop[c], ivp[c], T, read});
+        run(isa, xp + e, yp + e, stop - e,
+            Run{a, a + T, a + 2 * T, lop[c], ivp[c], T, read, lower_clamp(a + T), upper_clamp(a + T, T)});
         e = stop;
       }
     };
@@ -450,15 +470,17 @@ at::Tensor lookup_impl(const at::Tensor& x, const at::Tensor& tab, const at::Ten
   // The channel pattern repeats every C * inner elements; repeat it to at
   // least kMinRun lanes so that the vector loop runs over full registers.
   const int64_t period = C * inner, span = period * ((kMinRun + period - 1) / period);
-  std::vector<float> plo(span), pinv(span);
+  std::vector<float> plo(span), pinv(span), plc(span), puc(span);
   std::vector<int32_t> pbase(span);
   for (int64_t q = 0; q < span; ++q) {
     const int64_t c = (q / inner) % C;
     plo[q] = lop[c];
     pinv[q] = ivp[c];
+    plc[q] = lower_clamp(tp + 4 * c * T + T);
+    puc[q] = upper_clamp(tp + 4 * c * T + T, T);
     pbase[q] = static_cast<int32_t>((2 * c + 1) * T);
   }
-  const Lanes l{tp, read, plo.data(), pinv.data(), pbase.data(), T};
+  const Lanes l{tp, read, plo.data(), pinv.data(), pbase.data(), T, plc.data(), puc.data()};
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end;) {
       const int64_t p = e % span, stop = std::min(end, e + span - p);

@@ -8,7 +8,8 @@ buffers, not parameters: these modules are for inference.
 Dtypes as for the learnable families: the output has the input's dtype;
 float32 and float64 inputs are computed in their own dtype (the tables cast to
 it), bfloat16 and float16 inputs in float32 and rounded once. NaN gives NaN;
-+-inf follows the tail lines (NaN where a tail is flat: 0 * inf).
++-inf follows the tail lines: +-inf, or the tail's value where it is flat
+(the excess beyond a flat tail is clamped, so that 0 * inf never happens).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from actlab.errors import ActlabError
 
 FAST_MODES = ("auto", "compiled", "eager")
 _OWN_DTYPES = (torch.float32, torch.float64)  # computed as given; other inputs in float32
+
+
+def flat_tail_clamps(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """Bounds for the excess beyond the range, from the tails' slopes (C,): -1 and +1 where a
+    tail is flat (its value is then v + 0 * excess at any x, +-inf included), else -inf and +inf."""
+    inf = torch.full_like(lower, float("inf"))
+    return torch.where(lower == 0, -1.0, -inf), torch.where(upper == 0, 1.0, inf)
 
 
 def _as_rows(t: Tensor, name: str) -> Tensor:
@@ -112,7 +120,7 @@ class PWLActivation(_Compressed):
         self._init_range(lo, hi, values.shape[0])
         # What inference reads, derived once from (values, lo, hi) rather than on every call;
         # not saved: recomputed after load_state_dict, and moved and cast with the module.
-        for name in ("a", "b", "tab", "inv_h", "offset"):
+        for name in ("a", "b", "tab", "inv_h", "offset", "lc", "uc"):
             self.register_buffer(name, None, persistent=False)
         self._derive()
         self.register_load_state_dict_post_hook(lambda module, _: module._derive())
@@ -127,6 +135,7 @@ class PWLActivation(_Compressed):
             self.tab = torch.cat([self.a, self.b, pairs], dim=1).contiguous()
             self.inv_h = t / (self.hi - self.lo)
             self.offset = torch.arange(self.channels, device=self.values.device) * t
+            self.lc, self.uc = flat_tail_clamps(self.b[:, 0], self.b[:, -1])
         self._refresh()
 
     def _refresh(self) -> None:
@@ -146,7 +155,8 @@ class PWLActivation(_Compressed):
     def _tables(self, x: Tensor) -> tuple:
         dt = x.dtype
         lo, inv_h = self._view(self.lo.to(dt), x), self._view(self.inv_h.to(dt), x)
-        return lo, inv_h, self.a.to(dt).reshape(-1), self.b.to(dt).reshape(-1), self._view(self.offset, x), self.size - 2
+        return (lo, inv_h, self.a.to(dt).reshape(-1), self.b.to(dt).reshape(-1), self._view(self.offset, x),
+                self.size - 2, self._view(self.lc.to(dt), x), self._view(self.uc.to(dt), x))
 
     def forward(self, x: Tensor) -> Tensor:
         # The inference path first, with as few Python steps as possible: at batch 1 a
@@ -207,7 +217,9 @@ class CubicActivation(_Compressed):
         y = ((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0]
         # slope in u units at the segment end the input lies beyond (t = 0 or 1)
         slope = (3 * c[..., 3] * t + 2 * c[..., 2]) * t + c[..., 1]
-        return y + slope * (u - i - t)
+        ends = self.coef[:, 0, 1], self.coef[:, -1, 1:].sum(1) + self.coef[:, -1, 2:].sum(1) + self.coef[:, -1, 3]
+        lc, uc = (self._view(b.to(x.dtype), x) for b in flat_tail_clamps(*ends))
+        return y + slope * torch.clamp(u - i - t, lc, uc)
 
     def flops_per_element(self) -> float:
         # index as for a table (6), clamp t (2), Horner for the value (6), tail line (2 + 6 for its slope)
@@ -264,7 +276,8 @@ class PolyActivation(_Compressed):
         for c in reversed(cs[:-1]):
             y = y * uc + c
         s_lo, s_hi = (self._view(t.to(x.dtype), x) for t in self.tail_slope.unbind(1))
-        return y + torch.where(u < 0, s_lo, s_hi) * (u - uc)
+        lower, upper = (self._view(b.to(x.dtype), x) for b in flat_tail_clamps(*self.tail_slope.unbind(1)))
+        return y + torch.where(u < 0, s_lo, s_hi) * torch.clamp(u - uc, lower, upper)
 
     def flops_per_element(self) -> float:
         # normalise as one multiply-add (2), clamp (2), Horner for the value (2d),

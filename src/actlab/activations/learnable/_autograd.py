@@ -86,8 +86,9 @@ class SlafFn(torch.autograd.Function):
             if w is not None:  # beyond the range w relu(x) joins the upper tail: x = +inf meets no inf - inf
                 slopes = slopes + torch.stack([torch.zeros_like(w), w / inv_range], 1)
             excess = z.sub_(zc)  # z is not needed any more
-            acc = acc.addcmul(excess.clamp_min(0.0), bcast(slopes[:, 1], x))
-            acc.addcmul_(excess.clamp_max_(0.0), bcast(slopes[:, 0], x))
+            s_lo, s_hi = bcast(slopes[:, 0], x), bcast(slopes[:, 1], x)
+            acc = acc.addcmul(flat_tail(s_hi, excess.clamp_min(0.0)), s_hi)
+            acc.addcmul_(flat_tail(s_lo, excess.clamp_max_(0.0)), s_lo)
         if w is not None:
             relu = torch.relu(x if basis.periodic else x.clamp_max(1.0 / inv_range))
             acc = torch.addcmul(acc, bcast(w, x), relu)
@@ -278,7 +279,7 @@ def _horner(cols: list[Tensor], tc: Tensor, t: Tensor, deriv: bool) -> tuple[Ten
     """Value (with tail) and optionally d/dt of sum_p cols[p] tc^p (cols[0] unused for deriv)."""
     m = len(cols)
     if m == 2:
-        return (torch.addcmul(cols[0], cols[1], t) if not deriv else cols[1]), cols[1]
+        return (torch.addcmul(cols[0], cols[1], flat_tail(cols[1], t)) if not deriv else cols[1]), cols[1]
     der = cols[m - 1] * (m - 1)
     if deriv:
         for p in range(m - 2, 0, -1):
@@ -289,4 +290,10 @@ def _horner(cols: list[Tensor], tc: Tensor, t: Tensor, deriv: bool) -> tuple[Ten
         val = val.mul_(tc).add_(cols[p])
         if p > 0:
             der = der.mul_(tc).add_(cols[p], alpha=p)
-    return val.addcmul_(der, t - tc), None
+    return val.addcmul_(der, flat_tail(der, t - tc)), None
+
+
+def flat_tail(slope: Tensor, excess: Tensor) -> Tensor:
+    """The excess beyond the range, clamped to [-1, 1] where the tail is flat: slope * excess
+    is then 0 at x = +-inf (not 0 * inf = NaN); NaN stays NaN, and non-flat tails are untouched."""
+    return torch.where(slope == 0, excess.clamp(-1.0, 1.0), excess)

@@ -86,16 +86,27 @@ def _rational_value(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
     so that no power of a large x overflows (float32 x^5 does beyond 4.6e7, giving
     inf / inf) and x = +-inf gives the limit, +-inf along the linear growth of num = den + 1.
+    Exact zeros at the top of P or Q are dropped per channel first (m and n are the
+    highest nonzero powers), so that the limits hold for them too (0 * inf otherwise).
     """
-    m, n = a.shape[1] - 1, b.shape[1]
     p, q = _rational_pq(x, a, b)
     big = x.abs() > 1.0  # False for NaN, which P / Q keeps
     w = torch.where(big, x.reciprocal(), 0.0)
     one = torch.ones(b.shape[0], 1, dtype=b.dtype, device=b.device)
-    p_rev = _horner_poly(w, a.flip(1), x)
-    q_rev = _horner_poly(w.abs(), torch.cat([b.abs().flip(1), one], 1), x)
-    scale = x.abs().pow(m - n) * (x.sign() if m % 2 else 1.0)
-    return torch.where(big, scale * p_rev / q_rev, p / q)
+    a_rev, m = _reversed(a)
+    q_rev, n = _reversed(torch.cat([one, b.abs()], 1))
+    scale = x.abs().pow(bcast((m - n).to(x.dtype), x)) * torch.where(bcast(m % 2 == 1, x), x.sign(), 1.0)
+    return torch.where(big, scale * _horner_poly(w, a_rev, x) / _horner_poly(w.abs(), q_rev, x), p / q)
+
+
+def _reversed(c: Tensor) -> tuple[Tensor, Tensor]:
+    """Per row of coefficients c (C, K) of 1, t, ..., t^(K-1): its degree d (the highest
+    nonzero power, 0 for a zero row) and the coefficients of the reversed polynomial
+    t^d p(1/t), zero-padded to K."""
+    k = torch.arange(c.shape[1], device=c.device)
+    degree = torch.where(c != 0, k, 0).amax(1)
+    j = degree[:, None] - k
+    return torch.where(j >= 0, c.gather(1, j.clamp_min(0)), 0.0), degree
 
 
 def _rational_pq(x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,8 +7,11 @@ model); bfloat16 and float16 inputs are computed in float32, autocast off, and
 the result is rounded back, which is as accurate as the half type allows.
 Gradients reach the parameters in their own dtype. Under autocast a float32
 input stays float32: the families keep autocast out of their own ops.
-NaN gives NaN; +-inf follows the linear tails to +-inf (NaN where a tail is
-flat, 0 * inf, or where there is no limit, as for the periodic fourier basis).
+NaN gives NaN; +-inf gives the function's limit: +-inf along a sloped tail,
+the tail's value where it is flat (never 0 * inf), subnet's and rational's
+limits from their weights; NaN where there is none (the periodic fourier
+basis). float32 inputs beyond FLT_MAX * h (h a spline's knot step, e.g.
+|x| > 6.6e37 for 32 knots on [-3, 3]) overflow to +-inf with the right sign.
 """
 
 from __future__ import annotations

@@ -82,57 +82,6 @@ ACTLAB_INLINE vi zip_mask(int first) {
 ACTLAB_INLINE vf zip_lo(vf a, vf b) { return __builtin_shuffle(a, b, zip_mask(0)); }
 ACTLAB_INLINE vf zip_hi(vf a, vf b) { return __builtin_shuffle(a, b, zip_mask(W / 2)); }
 
-// Rounds to the nearest integer for |v| < 2^22 (adding 1.5 * 2^23 drops the fraction).
-ACTLAB_INLINE vf round_small(vf v) { return (v + splat(12582912.f)) - splat(12582912.f); }
-
-// sin and cos of z quarter turns (angle z * pi / 2): z - n is exact for the nearest
-// integer n, so the reduction adds no error; Cephes' sinf/cosf polynomials on
-// [-pi/4, pi/4]; the quadrant n mod 4 swaps and negates.
-ACTLAB_INLINE void sincos_quarter(vf z, vf& s, vf& c) {
-  vf n = round_small(z);
-  n = vselect((z < splat(4194304.f)) & (z > splat(-4194304.f)), n, z);
-  vf t = (z - n) * splat(1.57079632679489662f);
-  vf t2 = t * t;
-  vf sp = t + t * t2 * (splat(-1.6666654611e-1f) + t2 * (splat(8.3321608736e-3f) + t2 * splat(-1.9515295891e-4f)));
-  vf cp = splat(1.f) - splat(0.5f) * t2 +
-          t2 * t2 * (splat(4.166664568298827e-2f) + t2 * (splat(-1.388731625493765e-3f) + t2 * splat(2.443315711809948e-5f)));
-  // Quadrant q = n mod 4 (two's complement also for n < 0): odd q swaps sin and cos, and
-  // the sign bits flip for sin at q = 2, 3 and for cos at q = 1, 2 (bit 1 of q, of q + 1).
-  vi q = __builtin_convertvector(n, vi);
-  vi odd = (q & 1) != 0;
-  vf s0 = vselect(odd, cp, sp), c0 = vselect(odd, sp, cp);
-  vi sb, cb;
-  std::memcpy(&sb, &s0, sizeof sb);
-  std::memcpy(&cb, &c0, sizeof cb);
-  sb ^= (q & 2) << 30;
-  cb ^= ((q + 1) & 2) << 30;
-  std::memcpy(&s, &sb, sizeof s);
-  std::memcpy(&c, &cb, sizeof c);
-}
-
-// exp(x) for |x| <= 80 (Cephes expf) without range checks; NaN stays NaN.
-ACTLAB_INLINE vf vexp_bounded(vf x) {
-  vf fx = round_small(x * splat(1.44269504088896341f));
-  vf r = x - fx * splat(0.693359375f) - fx * splat(-2.12194440e-4f);
-  vf y = splat(1.9875691500e-4f);
-  y = y * r + splat(1.3981999507e-3f);
-  y = y * r + splat(8.3334519073e-3f);
-  y = y * r + splat(4.1665795894e-2f);
-  y = y * r + splat(1.6666665459e-1f);
-  y = y * r + splat(5.0000001201e-1f);
-  y = y * r * r + r + splat(1.f);
-  vi bits = (__builtin_convertvector(fx, vi) + 127) << 23;
-  vf scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
-}
-
-// exp(x) for x <= 0; 0 below -87.3, where float32 turns denormal.
-ACTLAB_INLINE vf exp_nonpos(vf x) {
-  vf y = vexp_bounded(vselect(x < splat(-87.3f), splat(-87.3f), x));
-  return vselect(x < splat(-87.3f), splat(0.f), y);
-}
-
 // A table of up to kLutMax floats, looked up per lane. AVX-512 keeps it in
 // registers and looks up with two-source permutes (on Zen 4 this made the
 // spline forward about 3x faster than gathers); elsewhere it is a gather.

@@ -11,9 +11,10 @@ namespace {
 
 struct Rational {
   int np, nq;  // numerator terms (m + 1), denominator degree n
+  int rp, rq;  // the same without exact zeros at the top: the reversed form's degrees
   float far;
   float a[kMaxTerms], da[kMaxTerms], b[kMaxTerms + 1], db[kMaxTerms];  // b[0] = 1, b[k] = |b_k|
-  float ar[kMaxTerms], br[kMaxTerms + 1];  // reversed: ar[i] = a_{m-i}, br[i] = b[n-i]
+  float ar[kMaxTerms], br[kMaxTerms + 1];  // reversed: ar[i] = a_{m'-i}, br[i] = b[n'-i] (m' = rp - 1, n' = rq)
 
   static ACTLAB_INLINE vf horner(const float* c, int n, vf x) {
     vf acc = splat(c[n - 1]);
@@ -33,13 +34,13 @@ struct Rational {
   vf reversed(vf x) const {
     const vf w = splat(1.f) / x, aw = vabs(w), ax = vabs(x);
     vf scale = splat(1.f);
-    for (int e = np - 1 - nq; e > 0; --e) scale *= ax;
-    if (np - 1 < nq) {
-      for (int e = np - 1 - nq; e < 0; ++e) scale *= ax;
+    for (int e = rp - 1 - rq; e > 0; --e) scale *= ax;
+    if (rp - 1 < rq) {
+      for (int e = rp - 1 - rq; e < 0; ++e) scale *= ax;
       scale = splat(1.f) / scale;
     }
-    if ((np - 1) % 2) scale = vselect(x < splat(0.f), -scale, scale);
-    return scale * horner(ar, np, w) / horner(br, nq + 1, aw);
+    if ((rp - 1) % 2) scale = vselect(x < splat(0.f), -scale, scale);
+    return scale * horner(ar, rp, w) / horner(br, rq + 1, aw);
   }
 
   // Whether a run of x holds an |x| > far (NaN is not: both backward forms keep it).
@@ -132,8 +133,11 @@ struct RationalArgs {
       k.b[j] = std::fabs(bc[j - 1]);
       k.db[j - 1] = k.b[j] * static_cast<float>(j);
     }
-    for (int j = 0; j < k.np; ++j) k.ar[j] = k.a[k.np - 1 - j];
-    for (int j = 0; j <= k.nq; ++j) k.br[j] = k.b[k.nq - j];
+    k.rp = k.np, k.rq = k.nq;
+    while (k.rp > 1 && k.a[k.rp - 1] == 0.f) --k.rp;
+    while (k.rq > 0 && k.b[k.rq] == 0.f) --k.rq;
+    for (int j = 0; j < k.rp; ++j) k.ar[j] = k.a[k.rp - 1 - j];
+    for (int j = 0; j <= k.rq; ++j) k.br[j] = k.b[k.rq - j];
     k.far = std::exp2(100.f / static_cast<float>(std::max(k.np - 1, k.nq)));
     return k;
   }

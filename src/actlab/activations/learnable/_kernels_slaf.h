@@ -22,7 +22,7 @@
 // relu(min(x, range))), as the reference does, so that x = +inf meets no inf - inf.
 #pragma once
 
-#include "_kernels.h"
+#include "_kernels_math.h"
 
 namespace actlab {
 namespace {
@@ -105,6 +105,10 @@ struct Slaf {
           vf d = (zc[u] - centre[k]) * inv_w;
           acc[u] += a[k] * exp_nonpos(-(d * d));
         }
+      }
+      if (s_lo == 0.f || s_hi == 0.f) {  // a flat tail: its excess clamped, so that +-inf gives 0, not 0 * inf
+        const float lc = s_lo == 0.f ? -1.f : -INFINITY, uc = s_hi == 0.f ? 1.f : INFINITY;
+        EACH ex[u] = clamp(ex[u], lc, uc);
       }
       EACH acc[u] += ex[u] * vselect(ex[u] > splat(0.f), splat(s_hi), splat(s_lo));
     }

@@ -4,7 +4,10 @@
 // spline (PiecewiseFn): table (C, S, m), m = 2 (linear: value, slope) or 4 (cubic in t).
 // u = offset + x inv_h is x in segment units; segment i = trunc(clamp(u, 0, S - 1)),
 // t = u - i; the cubic is evaluated at tc = clamp(t, 0, 1) and continued with its
-// end tangent, the linear segments extrapolate by themselves.
+// end tangent, the linear segments extrapolate by themselves. The excess beyond the
+// range (t, or t - tc) is clamped to [lc, uc]: -1 or +1 on the side of a flat tail
+// (slope exactly 0), else -inf or +inf, so that a flat tail at x = +-inf gives its
+// value, not 0 * inf = NaN. Inside the range the excess is in [0, 1) (t) or 0.
 //
 // Backward scatters d f / d table[i, p] = tc^p + p tc^(p-1) (t - tc), times g, into
 // per-item double tables; element j adds to copy j % kCopies of the table, so that
@@ -47,7 +50,7 @@ struct Terms<4> {
 template <int M>
 struct Spline {
   const float* tab;  // this channel's (S, M) rows
-  float inv_h, off, last;
+  float inv_h, off, last, lc, uc;
   int64_t S;
   bool small;        // S <= kLutMax: coefficients in lookup tables
   Lut lut[M];
@@ -67,11 +70,11 @@ struct Spline {
     vi seg;
     vf t, tc;
     locate(x, seg, t, tc);
-    if (M == 2) return coef(0, seg) + coef(1, seg) * t;
+    if (M == 2) return coef(0, seg) + coef(1, seg) * clamp(t, lc, uc);
     vf c0 = coef(0, seg), c1 = coef(1, seg), c2 = coef(2, seg), c3 = coef(3, seg);
     vf val = ((c3 * tc + c2) * tc + c1) * tc + c0;
     vf der = (c3 * 3.f * tc + c2 * 2.f) * tc + c1;
-    return val + der * (t - tc);
+    return val + der * clamp(t - tc, lc, uc);
   }
 
   // grad_input of a run of n <= kChunk elements. The table gradient terms go to
@@ -145,6 +148,10 @@ struct SplineArgs {
     k.last = static_cast<float>(S - 1);
     k.S = S;
     k.small = S <= kLutMax;
+    const float* end = k.tab + (S - 1) * M;  // the slopes at the range's ends, as forward computes them
+    const float lower = k.tab[1], upper = M == 2 ? end[1] : (end[3] * 3.f + end[2] * 2.f) + end[1];
+    k.lc = lower == 0.f ? -1.f : -INFINITY;
+    k.uc = upper == 0.f ? 1.f : INFINITY;
     if (k.small)
       for (int p = 0; p < M; ++p) k.lut[p].set(k.tab + p, S, M);
   }

@@ -10,6 +10,8 @@
 // per item (see _kernels.h), so the result does not depend on the thread count.
 // The derivatives are the reference's: tanh' = 1 - tanh^2 from the value, and relu
 // passes the gradient unless relu(pre) <= 0 (as threshold_backward: NaN passes).
+// x = +-inf: where the sum meets inf - inf or 0 * inf (a NaN output at an infinite
+// input), the output is the limit, computed per channel from the weights (Net::lim).
 #include "_kernels.h"
 
 namespace actlab {
@@ -75,13 +77,38 @@ ACTLAB_INLINE vf act(vf pre) {
 struct Net {
   int H;
   float wi[kMaxHidden], bi[kMaxHidden], wo[kMaxHidden], bo;
+  float lim[2];  // the limits at -inf and +inf
+
+  // lim[side]: each unit's pre-activation w x + b goes to +-inf (or stays b where w = 0);
+  // tanh then gives +-1, relu passes the line w x + b on or gives 0. Summed: +-inf where
+  // the output's slope is not 0, else the constant (as Subnet.limits, for any depth).
+  void set_limits(int act_kind) {
+    for (int side = 0; side < 2; ++side) {
+      const double d = side == 0 ? -1.0 : 1.0;
+      double slope = 0.0, value = bo;
+      for (int h = 0; h < H; ++h) {
+        const double a = d * wi[h], b = bi[h], o = wo[h];
+        if (act_kind == kTanh) value += o * (a > 0 ? 1.0 : a < 0 ? -1.0 : std::tanh(b));
+        else if (a > 0) slope += o * a, value += o * b;
+        else if (a == 0) value += o * std::max(b, 0.0);
+      }
+      lim[side] = static_cast<float>(slope != 0.0 ? std::copysign(INFINITY, slope) : value);
+    }
+  }
 
   template <int A, int U>
   ACTLAB_INLINE void forward(const vf* x, vf* y) const {
     vf acc[U];
     EACH acc[u] = vf{};
     for (int h = 0; h < H; ++h) EACH acc[u] += wo[h] * act<A>(x[u] * wi[h] + bi[h]);
-    EACH y[u] = acc[u] + bo;
+    EACH {
+      y[u] = acc[u] + bo;
+      const vi nan = y[u] != y[u];
+      if (any(nan)) {  // rare: a NaN input (kept), or an infinite one (its limit)
+        const vi inf = nan & (vabs(x[u]) == splat(INFINITY));
+        y[u] = vselect(inf, vselect(x[u] > splat(0.f), splat(lim[1]), splat(lim[0])), y[u]);
+      }
+    }
   }
 
   // Adds to S[h] (w_out), S[H + h] (b_in), S[2H + h] (w_in) and S[3H] (b_out); writes grad_input.
@@ -114,6 +141,7 @@ struct SubnetArgs {
   View v;
   int H;
   at::Tensor wi, bi, wo, bo;
+  int act;
 
   Net channel(int64_t c) const {  // data_ptr() is a call with checks: once per tensor
     Net k;
@@ -122,6 +150,7 @@ struct SubnetArgs {
     std::memcpy(k.bi, bi.data_ptr<float>() + c * H, 4 * H);
     std::memcpy(k.wo, wo.data_ptr<float>() + c * H, 4 * H);
     k.bo = bo.data_ptr<float>()[c];
+    k.set_limits(act);
     return k;
   }
 };
@@ -141,7 +170,7 @@ SubnetArgs subnet_args(const at::Tensor& x, const at::Tensor& wi, const at::Tens
               " hidden units, got ", wi.size(1));
   TORCH_CHECK(act_kind == kTanh || act_kind == kRelu, "act must be 0 (tanh) or 1 (relu), got ", act_kind);
   return {view_of(x, wi.size(0)), static_cast<int>(wi.size(1)), wi.contiguous(), bi.contiguous(),
-          wo.contiguous(), bo.contiguous()};
+          wo.contiguous(), bo.contiguous(), static_cast<int>(act_kind)};
 }
 
 // Runs are walked in blocks of kBlock vectors up to here, then one vector at a time, so

@@ -90,29 +90,33 @@ class SLAF(LearnableActivation):
     def _forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
         if self.standardize:
-            return self._standardized(x, self.coef * self.scale)
+            return self._standardized(x)
         return run(SlafFn, x, self.coef, self.scale.to(x.dtype), self.relu_weight, self.dends.to(x.dtype),
                    1.0 / self.range, self.basis_name)
 
-    def _standardized(self, x: Tensor, a: Tensor) -> Tensor:
-        phi = design(self.basis, x / self.range, a.shape[1])  # (..., n), scale folded in below
-        view = [self.n_units if self.n_units > 1 and d == 1 else 1 for d in range(x.dim())] + [-1]
+    def _standardized(self, x: Tensor) -> Tensor:
+        """sum_k a_k (phi_k - mean_k) / std_k, evaluated as a plain slaf with coefficients
+        coef_k / std_k minus a constant: the same tails (so +-inf meets no inf - inf between
+        terms) and the same kernels. Training takes the statistics of this batch's phi."""
+        n = self.coef.shape[1]
         if self.training:
+            phi = design(self.basis, x / self.range, n)
             dims = [d for d in range(x.dim()) if not (self.n_units > 1 and d == 1)]
             mean = phi.mean(dims).reshape(self.n_units, -1)
             var = phi.var(dims, unbiased=False).reshape(self.n_units, -1)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
-        else:  # in phi's dtype: float64 inputs are standardised in float64
-            mean, var = self.running_mean.to(phi.dtype), self.running_var.to(phi.dtype)
-        mask = self.std_mask.to(phi.dtype)
-        mean, var = mean * mask, var * mask + (1 - mask)
-        phi = (phi - mean.reshape(view)) * torch.rsqrt(var.reshape(view) + _EPS)
-        out = (phi * a.reshape(view)).sum(-1)
-        if self.relu_weight is not None:
-            out = out + bcast(self.relu_weight, x) * torch.relu(x)
-        return out
+        else:  # in x's dtype: float64 inputs are standardised in float64
+            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+        mask = self.std_mask.to(mean.dtype)
+        inv_std = torch.rsqrt(var * mask + (1 - mask) + _EPS)
+        coef = self.coef * inv_std
+        scale = self.scale.to(coef.dtype)
+        shift = (coef * scale * mean * mask).sum(-1)
+        out = run(SlafFn, x, coef, scale, self.relu_weight, self.dends.to(coef.dtype), 1.0 / self.range,
+                  self.basis_name)
+        return out - bcast(shift.to(out.dtype), x)
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         n = self.coef.shape[1]

@@ -21,7 +21,7 @@ from actlab.activations.flops import TRANSCENDENTAL, flops_per_element
 from actlab.activations.learnable import _fit
 from actlab.activations.learnable._autograd_subnet import SubnetFn, fused_act, takes
 from actlab.activations.learnable._base import LearnableActivation
-from actlab.activations.learnable._sharing import units
+from actlab.activations.learnable._sharing import bcast, units
 from actlab.activations.registry import make_activation, register_activation
 from actlab.activations.sites import Site
 from actlab.errors import SpecError
@@ -65,8 +65,55 @@ class Subnet(LearnableActivation):
                 return SubnetFn.apply(x, self.w_in, self.b_in, self.w_out, self.b_out, act)
             if torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type):
                 with torch.autocast(x.device.type, enabled=False):  # a float32 input keeps float32 matmuls
-                    return self._broadcast(x)
+                    return self._at_infinity(x, self._broadcast(x))
+            return self._at_infinity(x, self._broadcast(x))
         return self._broadcast(x)
+
+    def _at_infinity(self, x: Tensor, y: Tensor) -> Tensor:
+        """Where an infinite input met inf - inf or 0 * inf (a NaN output), the limit instead
+        (not in traced or compiled graphs, whose branches cannot depend on the data)."""
+        if x.device.type == "meta" or torch._C._is_tracing() or torch.compiler.is_compiling():
+            return y
+        bad = torch.isnan(y) & torch.isinf(x)
+        if not bad.any():
+            return y
+        lim = self.limits().to(y.dtype)
+        return _Replace.apply(y, bad, torch.where(x > 0, bcast(lim[:, 1], x), bcast(lim[:, 0], x)))
+
+    def limits(self) -> Tensor:
+        """(units, 2): the function at -inf and +inf, in float64. Each pre-activation is
+        followed as a line a x + c; ``inner`` maps it to a line again: a constant where it
+        saturates (or a = 0), else its own asymptote, measured at +-1e6 and +-2e6.
+        Summed at the output: +-inf where the slope is not 0, else the constant."""
+        with torch.no_grad():
+            side = torch.tensor([-1.0, 1.0], dtype=torch.float64).view(2, 1, 1)
+            slope = side * self.w_in.double()  # (2, units, hidden): d pre / d |x|
+            const = self.b_in.double().expand_as(slope)
+            for i in range(self.depth):
+                if i > 0:
+                    w = self.w_hidden[i - 1].double()
+                    slope = torch.einsum("sch,chk->sck", slope, w)
+                    const = torch.einsum("sch,chk->sck", const, w) + self.b_hidden[i - 1].double()
+                slope, const = self._through_inner(slope, const)
+            w_out = self.w_out.double()
+            a, c = (slope * w_out).sum(-1), (const * w_out).sum(-1) + self.b_out.double()
+            return torch.where(a != 0, torch.sign(a) * float("inf"), c).t()
+
+    def _through_inner(self, slope: Tensor, const: Tensor) -> tuple[Tensor, Tensor]:
+        far = torch.tensor([-float("inf"), -2e6, -1e6, 1e6, 2e6, float("inf")], dtype=torch.float64)
+        g = self.inner(far).double()
+        lines = []  # (slope, intercept) of inner towards -inf and +inf
+        for at_inf, near, farther, sign in ((g[0], g[2], g[1], -1.0), (g[5], g[3], g[4], 1.0)):
+            if torch.isfinite(at_inf):
+                lines.append((0.0, at_inf))
+            else:
+                s = (farther - near) / 1e6 * sign
+                lines.append((s, near - s * 1e6 * sign))
+        (s_lo, i_lo), (s_hi, i_hi) = lines
+        at_zero = self.inner(const).double()
+        new_slope = torch.where(slope > 0, s_hi * slope, torch.where(slope < 0, s_lo * slope, 0.0))
+        new_const = torch.where(slope > 0, s_hi * const + i_hi, torch.where(slope < 0, s_lo * const + i_lo, at_zero))
+        return new_slope, new_const
 
     def _broadcast(self, x: Tensor) -> Tensor:
         if self.n_units == 1:
@@ -94,6 +141,19 @@ class Subnet(LearnableActivation):
 
     def extra_repr(self) -> str:
         return f"units={self.n_units}, hidden={self.hidden}, depth={self.depth}"
+
+
+class _Replace(torch.autograd.Function):
+    """where(bad, value, y), with the gradient passed to y everywhere: at an infinite input the
+    broadcast path's backward gives the tail's slope (as the fused kernel's does), not 0."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, bad: Tensor, value: Tensor) -> Tensor:
+        return torch.where(bad, value, y)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return g, None, None
 
 
 @register_activation("subnet")
