@@ -162,7 +162,7 @@ AVX2_INLINE void read_loads(const float* ab, __m256i i, __m256* a, __m256* b) {
   *b = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-template <int R, int S>
+template <int R, int S, bool Clamp>
 AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const __m256* tb, const Run& r,
                              __m256 lo, __m256 inv_h, __m256 last, __m256 lc, __m256 uc) {
   __m256 u = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x), lo), inv_h);
@@ -185,11 +185,14 @@ AVX2_INLINE void run_vector8(const float* x, float* y, const __m256* ta, const _
   } else {
     read_loads(r.ab, i, &va, &vb);
   }
-  const __m256 t = _mm256_min_ps(uc, _mm256_max_ps(lc, _mm256_sub_ps(u, f)));
+  __m256 t = _mm256_sub_ps(u, f);
+  if constexpr (Clamp) t = _mm256_min_ps(uc, _mm256_max_ps(lc, t));
   _mm256_storeu_ps(y, _mm256_add_ps(va, _mm256_mul_ps(t, vb)));
 }
 
-template <int R, int S>
+// Clamp: the table has a flat tail (lc or uc finite). A template flag, not two more
+// constants in every loop: tables of up to 64 entries already hold 16 of AVX2's 16 registers.
+template <int R, int S, bool Clamp>
 AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
   __m256 ta[R], tb[R];
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -203,26 +206,32 @@ AVX2 void run_avx2(const float* x, float* y, int64_t n, const Run& r) {
   const __m256 lc = _mm256_set1_ps(r.lc), uc = _mm256_set1_ps(r.uc);
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {  // two vectors per step: their gathers overlap
-    run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last, lc, uc);
-    run_vector8<R, S>(x + k + 8, y + k + 8, ta, tb, r, lo, inv_h, last, lc, uc);
+    run_vector8<R, S, Clamp>(x + k, y + k, ta, tb, r, lo, inv_h, last, lc, uc);
+    run_vector8<R, S, Clamp>(x + k + 8, y + k + 8, ta, tb, r, lo, inv_h, last, lc, uc);
   }
-  for (; k + 8 <= n; k += 8) run_vector8<R, S>(x + k, y + k, ta, tb, r, lo, inv_h, last, lc, uc);
+  for (; k + 8 <= n; k += 8) run_vector8<R, S, Clamp>(x + k, y + k, ta, tb, r, lo, inv_h, last, lc, uc);
   if (k < n) {  // the tail through a zero-padded buffer (x = 0 reads a valid segment)
     float xs[8] = {0}, ys[8];
     std::copy(x + k, x + n, xs);
-    run_vector8<R, S>(xs, ys, ta, tb, r, lo, inv_h, last, lc, uc);
+    run_vector8<R, S, Clamp>(xs, ys, ta, tb, r, lo, inv_h, last, lc, uc);
     std::copy(ys, ys + (n - k), y + k);
   }
 }
 
+template <bool Clamp>
+void run_avx2_reads(const float* x, float* y, int64_t n, const Run& r) {
+  if (r.read == kGather) return run_avx2<1, kGather, Clamp>(x, y, n, r);
+  if (r.read == kLoads) return run_avx2<1, kLoads, Clamp>(x, y, n, r);
+  if (r.read == kPairs || r.T > 64) return run_avx2<1, kPairs, Clamp>(x, y, n, r);
+  if (r.T <= 8) return run_avx2<1, kPermute, Clamp>(x, y, n, r);
+  if (r.T <= 16) return run_avx2<2, kPermute, Clamp>(x, y, n, r);
+  if (r.T <= 32) return run_avx2<4, kPermute, Clamp>(x, y, n, r);
+  return run_avx2<8, kPermute, Clamp>(x, y, n, r);
+}
+
 void run_avx2_any(const float* x, float* y, int64_t n, const Run& r) {
-  if (r.read == kGather) return run_avx2<1, kGather>(x, y, n, r);
-  if (r.read == kLoads) return run_avx2<1, kLoads>(x, y, n, r);
-  if (r.read == kPairs || r.T > 64) return run_avx2<1, kPairs>(x, y, n, r);
-  if (r.T <= 8) return run_avx2<1, kPermute>(x, y, n, r);
-  if (r.T <= 16) return run_avx2<2, kPermute>(x, y, n, r);
-  if (r.T <= 32) return run_avx2<4, kPermute>(x, y, n, r);
-  return run_avx2<8, kPermute>(x, y, n, r);
+  if (r.lc == -INFINITY && r.uc == INFINITY) return run_avx2_reads<false>(x, y, n, r);
+  run_avx2_reads<true>(x, y, n, r);
 }
 
 AVX2 void lanes_avx2(const float* x, float* y, int64_t n, const Lanes& l, int64_t p) {

@@ -67,10 +67,16 @@ ACTLAB_INLINE vf clamp(vf z, float lo, float hi) {  // NaN stays NaN
 ACTLAB_INLINE vf pos(vf x) { return vselect(x < splat(0.f), splat(0.f), x); }  // relu, max(x, 0)
 ACTLAB_INLINE vf neg(vf x) { return vselect(x > splat(0.f), splat(0.f), x); }  // min(x, 0)
 ACTLAB_INLINE vf vabs(vf x) { return vselect(x < splat(0.f), -x, x); }
-ACTLAB_INLINE bool any(vi m) {
+ACTLAB_INLINE bool any(vi m) {  // one test instruction, not a lane-by-lane OR
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif defined(__AVX2__)
+  return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#else
   int32_t r = 0;
   for (int j = 0; j < W; ++j) r |= m[j];
   return r != 0;
+#endif
 }
 
 // Interleaves the low (high) halves of a and b: a0 b0 a1 b1 ... (a_{W/2} b_{W/2} ...).

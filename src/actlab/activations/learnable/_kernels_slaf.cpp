@@ -40,6 +40,9 @@ struct SlafArgs {
     k.w = w ? w->data_ptr<float>()[c] : 0.f;
     k.r_max = static_cast<float>(1.0 / inv_range);
     if (k.hybrid && kind != kFourier) k.s_hi = static_cast<float>(hi + static_cast<double>(k.w) / inv_range);
+    k.lc = k.s_lo == 0.f ? -1.f : -INFINITY;
+    k.uc = k.s_hi == 0.f ? 1.f : INFINITY;
+    k.flat = kind != kFourier && (k.s_lo == 0.f || k.s_hi == 0.f);
     return k;
   }
 };

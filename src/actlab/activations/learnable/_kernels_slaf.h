@@ -39,7 +39,8 @@ constexpr int kFwdBlock = 4, kBwdBlock = 2;  // vectors per step (the backward k
 struct Slaf {
   int K, mid;  // mid: rbf's middle centre
   float inv_r, inv_w, dscale, s_lo, s_hi, w, r_max;
-  bool hybrid;
+  float lc, uc;  // the excess's clamps: -1 / +1 beside a flat tail (slope 0), else -inf / +inf
+  bool hybrid, flat;
   float a[kMaxTerms], be[kMaxTerms], centre[kMaxTerms];
 
   template <int KIND, int U>
@@ -106,10 +107,7 @@ struct Slaf {
           acc[u] += a[k] * exp_nonpos(-(d * d));
         }
       }
-      if (s_lo == 0.f || s_hi == 0.f) {  // a flat tail: its excess clamped, so that +-inf gives 0, not 0 * inf
-        const float lc = s_lo == 0.f ? -1.f : -INFINITY, uc = s_hi == 0.f ? 1.f : INFINITY;
-        EACH ex[u] = clamp(ex[u], lc, uc);
-      }
+      if (flat) EACH ex[u] = clamp(ex[u], lc, uc);  // +-inf then gives 0 there, not 0 * inf
       EACH acc[u] += ex[u] * vselect(ex[u] > splat(0.f), splat(s_hi), splat(s_lo));
     }
     if (hybrid) {

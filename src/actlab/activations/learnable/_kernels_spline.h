@@ -53,6 +53,7 @@ struct Spline {
   float inv_h, off, last, lc, uc;
   int64_t S;
   bool small;        // S <= kLutMax: coefficients in lookup tables
+  bool flat;         // a tail of slope 0: the excess is clamped to [lc, uc]
   Lut lut[M];
 
   ACTLAB_INLINE vf coef(int p, vi seg) const { return small ? lut[p](seg) : gather(tab + p, seg * M); }
@@ -70,11 +71,11 @@ struct Spline {
     vi seg;
     vf t, tc;
     locate(x, seg, t, tc);
-    if (M == 2) return coef(0, seg) + coef(1, seg) * clamp(t, lc, uc);
+    if (M == 2) return coef(0, seg) + coef(1, seg) * (flat ? clamp(t, lc, uc) : t);
     vf c0 = coef(0, seg), c1 = coef(1, seg), c2 = coef(2, seg), c3 = coef(3, seg);
     vf val = ((c3 * tc + c2) * tc + c1) * tc + c0;
     vf der = (c3 * 3.f * tc + c2 * 2.f) * tc + c1;
-    return val + der * clamp(t - tc, lc, uc);
+    return val + der * (flat ? clamp(t - tc, lc, uc) : t - tc);
   }
 
   // grad_input of a run of n <= kChunk elements. The table gradient terms go to
@@ -152,6 +153,7 @@ struct SplineArgs {
     const float lower = k.tab[1], upper = M == 2 ? end[1] : (end[3] * 3.f + end[2] * 2.f) + end[1];
     k.lc = lower == 0.f ? -1.f : -INFINITY;
     k.uc = upper == 0.f ? 1.f : INFINITY;
+    k.flat = lower == 0.f || upper == 0.f;
     if (k.small)
       for (int p = 0; p < M; ++p) k.lut[p].set(k.tab + p, S, M);
   }

@@ -101,13 +101,14 @@ struct Net {
     vf acc[U];
     EACH acc[u] = vf{};
     for (int h = 0; h < H; ++h) EACH acc[u] += wo[h] * act<A>(x[u] * wi[h] + bi[h]);
+    vi nan{};
     EACH {
       y[u] = acc[u] + bo;
-      const vi nan = y[u] != y[u];
-      if (any(nan)) {  // rare: a NaN input (kept), or an infinite one (its limit)
-        const vi inf = nan & (vabs(x[u]) == splat(INFINITY));
-        y[u] = vselect(inf, vselect(x[u] > splat(0.f), splat(lim[1]), splat(lim[0])), y[u]);
-      }
+      nan |= y[u] != y[u];
+    }
+    if (any(nan)) EACH {  // rare: a NaN input (kept), or an infinite one (its limit)
+      const vi inf = (y[u] != y[u]) & (vabs(x[u]) == splat(INFINITY));
+      y[u] = vselect(inf, vselect(x[u] > splat(0.f), splat(lim[1]), splat(lim[0])), y[u]);
     }
   }
 
