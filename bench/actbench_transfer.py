@@ -63,8 +63,9 @@ def run(names: list[str], seeds: int, workers: int, quick: bool, workdir: Path) 
                             "batch_size": batch, "lr": lr}, source="actbench transfer")
         store = run_experiment(cfg, workdir, workers=workers)
         rows, table = export(store)
-        rows = [r for r in rows if r["experiment"] == cfg.name]
-        summary += [s for s in table if s["experiment"] == cfg.name]
+        # the work directory keeps earlier runs (a partial table's top 5): only this config's functions count
+        rows = [r for r in rows if r["experiment"] == cfg.name and r["activation"] in names]
+        summary += [s for s in table if s["experiment"] == cfg.name and s["activation"] in names]
         tests += [c.as_dict() for c in compare(rows, baseline="relu")]
         store.close()
     return summary, tests
