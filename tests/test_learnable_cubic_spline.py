@@ -6,7 +6,7 @@ import torch
 
 from actlab import _cpp
 from actlab.activations.learnable import _kernels
-from actlab.activations.learnable._autograd import CubicSplineFn, PiecewiseFn, cubic_table
+from actlab.activations.learnable._autograd_spline import CubicSplineFn, PiecewiseFn, cubic_table
 from kernel_helpers import require_built
 
 

@@ -6,7 +6,7 @@ import torch
 
 from actlab import _cpp
 from actlab.activations.learnable import _kernels
-from actlab.activations.learnable._autograd import LinearSplineFn, PiecewiseFn
+from actlab.activations.learnable._autograd_spline import LinearSplineFn, PiecewiseFn
 from kernel_helpers import require_built
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from actlab.activations.learnable._autograd import cubic_table
+from actlab.activations.learnable._autograd_spline import cubic_table
 from actlab.activations.learnable.slaf import SLAF
 from actlab.activations.learnable.spline import Spline
 from actlab.compress.modules import CubicActivation, PWLActivation

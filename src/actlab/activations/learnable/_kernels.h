@@ -2,7 +2,7 @@
 // _kernels_spline.h/.cpp, _kernels_spline_values.cpp, _kernels_rational.cpp, _kernels_subnet.cpp).
 //
 // Built at run time by actlab/activations/learnable/_kernels.py (see actlab/_cpp.py);
-// the references are the PyTorch paths of _autograd.py, which the tests compare
+// the references are the PyTorch paths of _autograd*.py, which the tests compare
 // against. Forward reads x once and writes y once; backward reads x and g once,
 // writes grad_input and sums the parameter gradients on the way.
 //

@@ -47,21 +47,10 @@ def _register_fakes() -> None:
     def _(g, x, table, inv_h, offset):
         return torch.empty_like(x), torch.empty_like(table)
 
-    @torch.library.register_fake(lib + "linear_spline_fwd")
-    def _(x, values, lo, hi):
-        return torch.empty_like(x)
-
-    @torch.library.register_fake(lib + "linear_spline_bwd")
-    def _(g, x, values, lo, hi):
-        return torch.empty_like(x), torch.empty_like(values)
-
-    @torch.library.register_fake(lib + "cubic_spline_fwd")
-    def _(x, values, lo, hi):
-        return torch.empty_like(x)
-
-    @torch.library.register_fake(lib + "cubic_spline_bwd")
-    def _(g, x, values, lo, hi):
-        return torch.empty_like(x), torch.empty_like(values)
+    for kind in ("linear", "cubic"):  # the splines on their knot values
+        torch.library.register_fake(lib + f"{kind}_spline_fwd")(lambda x, values, lo, hi: torch.empty_like(x))
+        torch.library.register_fake(lib + f"{kind}_spline_bwd")(
+            lambda g, x, values, lo, hi: (torch.empty_like(x), torch.empty_like(values)))
 
     @torch.library.register_fake(lib + "rational_fwd")
     def _(x, a, b):

@@ -1,7 +1,7 @@
 // rational (safe PAU): P(x) / Q(|x|), P = sum_j a_j x^j (m + 1 terms),
 // Q = 1 + sum_k |b_k| |x|^k, both by Horner's rule in the reference's order. Where a power
 // of x could overflow (|x| > far, far^max(m, n) <= 2^100), the forward takes the reference's
-// reversed polynomials in w = 1/x instead (_autograd._rational_value), so that huge and
+// reversed polynomials in w = 1/x instead (_autograd_rational._rational_value), so that huge and
 // infinite inputs give its limits, not inf / inf; elsewhere both forms agree to rounding.
 // The backward likewise takes the reference's powers scaled by max(1, |x|)^-n there.
 #include "_kernels.h"

@@ -43,6 +43,23 @@ struct Slaf {
   bool hybrid, flat;
   float a[kMaxTerms], be[kMaxTerms], centre[kMaxTerms];
 
+  // z = x / range clamped to [-1, 1] (zc) and the excess beyond it (ex), for U vectors.
+  template <int U>
+  ACTLAB_INLINE void locate(const vf* x, vf* zc, vf* ex) const {
+    EACH {
+      vf z = x[u] * inv_r;
+      zc[u] = clamp(z, -1.f, 1.f);
+      ex[u] = z - zc[u];
+    }
+  }
+
+  // fourier's next harmonic: (cos, sin) of angle k rotated by the first harmonic's (c1, s1).
+  static ACTLAB_INLINE void rotate(vf& ck, vf& sk, vf c1, vf s1) {
+    vf cn = ck * c1 - sk * s1;
+    sk = sk * c1 + ck * s1;
+    ck = cn;
+  }
+
   template <int KIND, int U>
   ACTLAB_INLINE void forward(const vf* x, vf* y) const {
     vf acc[U];
@@ -55,20 +72,12 @@ struct Slaf {
       }
       for (int k = 1; 2 * k < K; ++k) {
         EACH acc[u] += a[2 * k - 1] * ck[u] + a[2 * k] * sk[u];
-        if (2 * k + 2 < K) EACH {  // the next harmonic by rotation
-          vf cn = ck[u] * c1[u] - sk[u] * s1[u];
-          sk[u] = sk[u] * c1[u] + ck[u] * s1[u];
-          ck[u] = cn;
-        }
+        if (2 * k + 2 < K) EACH rotate(ck[u], sk[u], c1[u], s1[u]);  // the next harmonic
       }
     } else {
       vf zc[U], ex[U];
-      EACH {
-        vf z = x[u] * inv_r;
-        zc[u] = clamp(z, -1.f, 1.f);
-        ex[u] = z - zc[u];
-        acc[u] = splat(a[K - 1]);
-      }
+      locate<U>(x, zc, ex);
+      EACH acc[u] = splat(a[K - 1]);
       if (KIND == kPower) {
         for (int k = K - 2; k >= 0; --k) EACH acc[u] = acc[u] * zc[u] + a[k];
       } else if (KIND == kThreeTerm) {  // Clenshaw: b_k = a_k + zc b_{k+1} - be_{k+1} b_{k+2}, p = b_0
@@ -139,19 +148,11 @@ struct Slaf {
         S[2 * k - 1] += sum<U>([&](int u) { return g[u] * ck[u]; });
         S[2 * k] += sum<U>([&](int u) { return g[u] * sk[u]; });
         EACH dp[u] += wc * ck[u] - ws * sk[u];
-        if (2 * k + 2 < K) EACH {
-          vf cn = ck[u] * c1[u] - sk[u] * s1[u];
-          sk[u] = sk[u] * c1[u] + ck[u] * s1[u];
-          ck[u] = cn;
-        }
+        if (2 * k + 2 < K) EACH rotate(ck[u], sk[u], c1[u], s1[u]);
       }
     } else {
       vf zc[U], ex[U];
-      EACH {
-        vf z = x[u] * inv_r;
-        zc[u] = clamp(z, -1.f, 1.f);
-        ex[u] = z - zc[u];
-      }
+      locate<U>(x, zc, ex);
       // g psi_k and g psi'_k obey the recurrences of psi_k and psi'_k, so g is
       // folded in from the start: S_k adds q_k = g psi_k, and dp is g p'(zc).
       if (KIND == kPower) {

@@ -1,7 +1,7 @@
 // linear_spline (LinearSplineFn, m = 2) and cubic_spline (CubicSplineFn, m = 4): the
 // segment table, inv_h and offset built here from the knot values (C, K) and grid ends
-// lo, hi (C,), with the float operations of the references (_autograd._linear_table and
-// _autograd.cubic_table; PyTorch's S / (hi - lo) is reciprocal(hi - lo) * S), so that a
+// lo, hi (C,), with the float operations of the references (_autograd_spline._linear_table and
+// _autograd_spline.cubic_table; PyTorch's S / (hi - lo) is reciprocal(hi - lo) * S), so that a
 // call costs one op instead of ten small ones; backward folds the table's gradient
 // into the values' in double.
 #include "_kernels_spline.h"

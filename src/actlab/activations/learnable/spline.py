@@ -28,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._autograd import CubicSplineFn, LinearSplineFn, run
+from actlab.activations.learnable._autograd import run
+from actlab.activations.learnable._autograd_spline import CubicSplineFn, LinearSplineFn
 from actlab.activations.learnable._base import LearnableActivation
 from actlab.activations.learnable._sharing import check_input, units
 from actlab.activations.registry import register_activation
