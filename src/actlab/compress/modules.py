@@ -195,6 +195,15 @@ class CubicActivation(_Compressed):
             raise ActlabError(f"coef must have shape (K-1, 4) or (C, K-1, 4), got {tuple(coef.shape)}")
         self.register_buffer("coef", coef.contiguous())
         self._init_range(lo, hi, coef.shape[0])
+        self.register_buffer("clamps", None, persistent=False)  # derived from coef, not saved
+        self._derive()
+        self.register_load_state_dict_post_hook(lambda module, _: module._derive())
+
+    def _derive(self) -> None:
+        c = self.coef
+        # the end slopes as forward computes them: at t = 0 of the first segment, t = 1 of the last
+        ends = c[:, 0, 1], (3 * c[:, -1, 3] + 2 * c[:, -1, 2]) + c[:, -1, 1]
+        self.clamps = torch.stack(flat_tail_clamps(*ends), 1)
 
     @property
     def size(self) -> int:
@@ -217,8 +226,7 @@ class CubicActivation(_Compressed):
         y = ((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0]
         # slope in u units at the segment end the input lies beyond (t = 0 or 1)
         slope = (3 * c[..., 3] * t + 2 * c[..., 2]) * t + c[..., 1]
-        ends = self.coef[:, 0, 1], self.coef[:, -1, 1:].sum(1) + self.coef[:, -1, 2:].sum(1) + self.coef[:, -1, 3]
-        lc, uc = (self._view(b.to(x.dtype), x) for b in flat_tail_clamps(*ends))
+        lc, uc = (self._view(b.to(x.dtype), x) for b in self.clamps.unbind(1))
         return y + slope * torch.clamp(u - i - t, lc, uc)
 
     def flops_per_element(self) -> float:
@@ -242,6 +250,12 @@ class PolyActivation(_Compressed):
         self.register_buffer("coeffs", coeffs)
         self._init_range(lo, hi, coeffs.shape[0])
         self.register_buffer("tail_slope", self._tail_slope(tails))
+        self.register_buffer("clamps", None, persistent=False)  # derived from tail_slope, not saved
+        self._derive()
+        self.register_load_state_dict_post_hook(lambda module, _: module._derive())
+
+    def _derive(self) -> None:
+        self.clamps = torch.stack(flat_tail_clamps(*self.tail_slope.unbind(1)), 1)
 
     def _tail_slope(self, tails: Tensor | None) -> Tensor:
         """(C, 2) slopes in u units: the given ones, or the tangents at u = -1 and u = 1."""
@@ -276,7 +290,7 @@ class PolyActivation(_Compressed):
         for c in reversed(cs[:-1]):
             y = y * uc + c
         s_lo, s_hi = (self._view(t.to(x.dtype), x) for t in self.tail_slope.unbind(1))
-        lower, upper = (self._view(b.to(x.dtype), x) for b in flat_tail_clamps(*self.tail_slope.unbind(1)))
+        lower, upper = (self._view(b.to(x.dtype), x) for b in self.clamps.unbind(1))
         return y + torch.where(u < 0, s_lo, s_hi) * torch.clamp(u - uc, lower, upper)
 
     def flops_per_element(self) -> float:
