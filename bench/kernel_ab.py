@@ -82,7 +82,10 @@ def _side(src: Path, ext_dir: Path, repeats: int, isa: str | None) -> dict[str, 
         env["ATEN_CPU_CAPABILITY"] = env["ACTLAB_PWL_ISA"] = isa
     code = f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); import kernel_ab; " \
            f"print(json.dumps(kernel_ab._run_cases({repeats})))"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # a side that does not build or run: its last line, not a traceback of ours
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(print(f"kernel_ab: the run from {src} failed: {last}", file=sys.stderr) or 2)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -96,8 +99,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from _timing import cpu_info
 
-    commit = subprocess.run(["git", "rev-parse", args.base], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}"], cwd=REPO,
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        sys.exit(print(f"kernel_ab: {args.base!r} is not a commit of this repository", file=sys.stderr) or 2)
+    commit = found.stdout.strip()
     tree = REPO / "bench" / "out" / "kernel_ab" / commit[:12]
     if not tree.exists():
         tree.parent.mkdir(parents=True, exist_ok=True)
