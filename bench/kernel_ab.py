@@ -32,6 +32,8 @@ CASES = {
     "spline cubic 32": ("learn", "spline(knots=32,order=3)"),
     "slaf deg4": ("learn", "slaf(degree=4)"),
     "slaf rbf 4": ("learn", "slaf(degree=4,basis=rbf)"),
+    "slaf fourier 4": ("learn", "slaf(degree=4,basis=fourier)"),
+    "slaf deg8": ("learn", "slaf(degree=8,basis=chebyshev)"),
     "rational 5/4": ("learn", "rational"),
     "subnet H8 relu": ("learn", "subnet(hidden=8,inner=relu)"),
 }

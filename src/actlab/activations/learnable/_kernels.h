@@ -34,6 +34,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <optional>
 #include <vector>
 
@@ -58,7 +59,15 @@ constexpr int kMaxTerms = 64;       // slaf terms / rational coefficients held o
 
 ACTLAB_INLINE vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 ACTLAB_INLINE void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-ACTLAB_INLINE vf splat(float s) { return vf{} + s; }
+ACTLAB_INLINE vf splat(float s) {  // a broadcast: vf{} + s costs an add (0 + -0 is +0)
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(s);
+#elif defined(__AVX2__)
+  return (vf)_mm256_set1_ps(s);
+#else
+  return vf{} + s;
+#endif
+}
 ACTLAB_INLINE vf vselect(vi m, vf a, vf b) { return m ? a : b; }
 ACTLAB_INLINE vf clamp(vf z, float lo, float hi) {  // NaN stays NaN
   z = vselect(z < splat(lo), splat(lo), z);

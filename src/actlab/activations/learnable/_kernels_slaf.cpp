@@ -17,8 +17,7 @@ struct SlafArgs {
 
   Slaf channel(int64_t c) const {
     Slaf k{};
-    k.K = K;
-    k.mid = (K - 1) / 2;
+    k.nk = K;
     k.inv_r = static_cast<float>(inv_range);
     k.inv_w = static_cast<float>(1.0 / width);
     k.dscale = static_cast<float>(-2.0 / width);
@@ -110,13 +109,31 @@ SlafArgs slaf_args(const at::Tensor& x, const at::Tensor& coef, const std::optio
   return s;
 }
 
+// Term counts with kernels of their own (KF = K: loops unrolled, sums in registers): the
+// default degree 4 (K = 5; fourier 9) and its neighbours; any other K runs the general ones.
+template <class F>
+void with_fixed_k(int K, F&& f) {
+  switch (K) {
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    case 9: f(std::integral_constant<int, 9>{}); break;
+    default: f(std::integral_constant<int, 0>{});
+  }
+}
+
 template <int KIND>
 void slaf_fwd_kind(const SlafArgs& s, const float* xp, float* yp) {
-  for_items(s.v, [&](const Item& it) {
-    const Slaf k = s.channel(it.c);
-    visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
-      run<kFwdBlock>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) {
-        k.forward<KIND, kFwdBlock>(xv, yv);
+  with_fixed_k(s.K, [&](auto kf) {
+    constexpr int KF = decltype(kf)::value;
+    for_items(s.v, [&](const Item& it) {
+      const Slaf k = s.channel(it.c);
+      visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
+        run<kFwdBlock>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) {
+          k.forward<KIND, kFwdBlock, KF>(xv, yv);
+        });
       });
     });
   });
@@ -125,16 +142,27 @@ void slaf_fwd_kind(const SlafArgs& s, const float* xp, float* yp) {
 template <int KIND>
 void slaf_bwd_kind(const SlafArgs& s, const float* xp, const float* gp, float* gxp, double* sums) {
   const int nacc = s.K + 3;
-  reduce_items(s.v, nacc, sums, [&](const Item& it, double* row) {
-    const Slaf k = s.channel(it.c);
-    Sums acc(nacc);
-    visit(s.v, it, xp, gp, gxp, [&](const float* xs, const float* gs, float* ys, int64_t n) {
-      run<kBwdBlock>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
-        k.backward<KIND, kBwdBlock>(xv, gv, yv, acc.v);
+  with_fixed_k(s.K, [&](auto kf) {
+    constexpr int KF = decltype(kf)::value;
+    reduce_items(s.v, nacc, sums, [&](const Item& it, double* row) {
+      const Slaf k = s.channel(it.c);
+      Sums acc(nacc);
+      visit(s.v, it, xp, gp, gxp, [&](const float* xs, const float* gs, float* ys, int64_t n) {
+        if constexpr (KF > 0) {  // the run's sums in a local array, which the unrolled loops keep in registers
+          vf S[KF + 3] = {};
+          run<kBwdBlock>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
+            k.backward<KIND, kBwdBlock, KF>(xv, gv, yv, S);
+          });
+          for (int j = 0; j < KF + 3; ++j) acc.v[j] += S[j];
+        } else {
+          run<kBwdBlock>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
+            k.backward<KIND, kBwdBlock>(xv, gv, yv, acc.v);
+          });
+        }
+        acc.flush();
       });
-      acc.flush();
+      acc.total(row);
     });
-    acc.total(row);
   });
 }
 

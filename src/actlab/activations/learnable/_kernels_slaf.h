@@ -35,9 +35,11 @@ constexpr int kFwdBlock = 4, kBwdBlock = 2;  // vectors per step (the backward k
 // U independent vectors go through every step together, so that the latency of
 // one vector's chain hides behind the others' (the loop over k is short).
 #define EACH for (int u = 0; u < U; ++u)
+// Loops over the terms unroll fully where K is fixed (KF > 0), so that the sums stay in registers.
+#define KLOOP _Pragma("GCC unroll 16")
 
 struct Slaf {
-  int K, mid;  // mid: rbf's middle centre
+  int nk;  // terms; the methods take it as K, fixed at compile time where KF > 0
   float inv_r, inv_w, dscale, s_lo, s_hi, w, r_max;
   float lc, uc;  // the excess's clamps: -1 / +1 beside a flat tail (slope 0), else -inf / +inf
   bool hybrid, flat;
@@ -60,8 +62,9 @@ struct Slaf {
     ck = cn;
   }
 
-  template <int KIND, int U>
+  template <int KIND, int U, int KF = 0>
   ACTLAB_INLINE void forward(const vf* x, vf* y) const {
+    const int K = KF ? KF : nk, mid = (K - 1) / 2;  // mid: rbf's middle centre
     vf acc[U];
     if (KIND == kFourier) {
       vf c1[U], s1[U], ck[U], sk[U];
@@ -70,7 +73,7 @@ struct Slaf {
         acc[u] = splat(a[0]);
         ck[u] = c1[u], sk[u] = s1[u];
       }
-      for (int k = 1; 2 * k < K; ++k) {
+      KLOOP for (int k = 1; 2 * k < K; ++k) {
         EACH acc[u] += a[2 * k - 1] * ck[u] + a[2 * k] * sk[u];
         if (2 * k + 2 < K) EACH rotate(ck[u], sk[u], c1[u], s1[u]);  // the next harmonic
       }
@@ -79,11 +82,11 @@ struct Slaf {
       locate<U>(x, zc, ex);
       EACH acc[u] = splat(a[K - 1]);
       if (KIND == kPower) {
-        for (int k = K - 2; k >= 0; --k) EACH acc[u] = acc[u] * zc[u] + a[k];
+        KLOOP for (int k = K - 2; k >= 0; --k) EACH acc[u] = acc[u] * zc[u] + a[k];
       } else if (KIND == kThreeTerm) {  // Clenshaw: b_k = a_k + zc b_{k+1} - be_{k+1} b_{k+2}, p = b_0
         vf b2[U];
         EACH b2[u] = vf{};
-        for (int k = K - 2; k >= 0; --k) EACH {
+        KLOOP for (int k = K - 2; k >= 0; --k) EACH {
           vf b = acc[u] * zc[u] + a[k] - be[k + 1] * b2[u];
           b2[u] = acc[u];
           acc[u] = b;
@@ -99,19 +102,19 @@ struct Slaf {
         }
         vf p[U];
         EACH p[u] = q[u];
-        for (int k = mid + 1; k < K; ++k) EACH {
+        KLOOP for (int k = mid + 1; k < K; ++k) EACH {
           p[u] *= up[u];
           up[u] *= kExpM2;
           acc[u] += a[k] * p[u];
         }
-        for (int k = mid - 1; k >= 0; --k) EACH {
+        KLOOP for (int k = mid - 1; k >= 0; --k) EACH {
           q[u] *= dn[u];
           dn[u] *= kExpM2;
           acc[u] += a[k] * q[u];
         }
       } else {
         EACH acc[u] = vf{};
-        for (int k = 0; k < K; ++k) EACH {
+        KLOOP for (int k = 0; k < K; ++k) EACH {
           vf d = (zc[u] - centre[k]) * inv_w;
           acc[u] += a[k] * exp_nonpos(-(d * d));
         }
@@ -131,8 +134,9 @@ struct Slaf {
 
   // Adds g psi_k to S[k] (k < K) and g max(ex, 0), g min(ex, 0), g relu(x) to
   // S[K..K+2]; writes grad_input to gx.
-  template <int KIND, int U>
+  template <int KIND, int U, int KF = 0>
   ACTLAB_INLINE void backward(const vf* x, const vf* g, vf* gx, vf* S) const {
+    const int K = KF ? KF : nk, mid = (K - 1) / 2;
     vf dp[U];
     EACH dp[u] = vf{};
     if (KIND == kFourier) {
@@ -142,7 +146,7 @@ struct Slaf {
         ck[u] = c1[u], sk[u] = s1[u];
       }
       S[0] += sum<U>([&](int u) { return g[u]; });
-      for (int k = 1; 2 * k < K; ++k) {
+      KLOOP for (int k = 1; 2 * k < K; ++k) {
         const float wc = a[2 * k] * static_cast<float>(1.57079632679489662 * k);
         const float ws = a[2 * k - 1] * static_cast<float>(1.57079632679489662 * k);
         S[2 * k - 1] += sum<U>([&](int u) { return g[u] * ck[u]; });
@@ -161,10 +165,10 @@ struct Slaf {
         S[0] += sum<U>([&](int u) { return q[u]; });
         if (K > 1) {
           EACH dp[u] = splat(a[K - 1] * static_cast<float>(K - 1));
-          for (int k = K - 2; k >= 1; --k) EACH dp[u] = dp[u] * zc[u] + a[k] * static_cast<float>(k);
+          KLOOP for (int k = K - 2; k >= 1; --k) EACH dp[u] = dp[u] * zc[u] + a[k] * static_cast<float>(k);
           EACH dp[u] *= g[u];
         }
-        for (int k = 1; k < K; ++k) {
+        KLOOP for (int k = 1; k < K; ++k) {
           EACH q[u] = q[u] * zc[u];
           S[k] += sum<U>([&](int u) { return q[u]; });
         }
@@ -174,7 +178,7 @@ struct Slaf {
           vf q0[U], q1[U], d0[U], d1[U];
           EACH q0[u] = g[u], q1[u] = g[u] * zc[u], d0[u] = vf{}, d1[u] = g[u], dp[u] = a[1] * g[u];
           S[1] += sum<U>([&](int u) { return q1[u]; });
-          for (int k = 1; k + 1 < K; ++k) {
+          KLOOP for (int k = 1; k + 1 < K; ++k) {
             EACH {
               vf q2 = zc[u] * q1[u] - be[k] * q0[u];
               vf d2 = zc[u] * d1[u] + q1[u] - be[k] * d0[u];
@@ -195,7 +199,7 @@ struct Slaf {
           p[u] = q[u];
         }
         S[mid] += sum<U>([&](int u) { return g[u] * q[u]; });
-        for (int k = mid + 1; k < K; ++k) {
+        KLOOP for (int k = mid + 1; k < K; ++k) {
           EACH {
             p[u] *= up[u];
             up[u] *= kExpM2;
@@ -203,7 +207,7 @@ struct Slaf {
           }
           S[k] += sum<U>([&](int u) { return g[u] * p[u]; });
         }
-        for (int k = mid - 1; k >= 0; --k) {
+        KLOOP for (int k = mid - 1; k >= 0; --k) {
           EACH {
             q[u] *= dn[u];
             dn[u] *= kExpM2;
@@ -213,7 +217,7 @@ struct Slaf {
         }
         EACH dp[u] *= dscale;
       } else {
-        for (int k = 0; k < K; ++k) {
+        KLOOP for (int k = 0; k < K; ++k) {
           vf phi[U];
           EACH {
             vf d = (zc[u] - centre[k]) * inv_w;
@@ -239,6 +243,7 @@ struct Slaf {
 };
 
 #undef EACH
+#undef KLOOP
 
 }  // namespace
 }  // namespace actlab
