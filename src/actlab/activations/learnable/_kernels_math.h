@@ -51,6 +51,24 @@ ACTLAB_INLINE vf vexp_bounded(vf x) {
   return y * scale;
 }
 
+// exp(y) and exp(-y) for |y| <= 80 in one go, without a division: with y = n ln2 + r, the even and
+// odd parts of exp(r)'s Taylor polynomial of degree 7 (error < 1e-8 for |r| <= ln2 / 2) give
+// exp(+-r) = E +- O, scaled by 2^(+-n). NaN stays NaN.
+ACTLAB_INLINE void vexp_pair(vf y, vf& ep, vf& em) {
+  vf fx = round_small(y * splat(1.44269504088896341f));
+  vf r = y - fx * splat(0.693359375f) - fx * splat(-2.12194440e-4f);
+  vf s = r * r;
+  vf e = splat(1.f) + s * (splat(0.5f) + s * (splat(1.f / 24) + s * splat(1.f / 720)));
+  vf o = r * (splat(1.f) + s * (splat(1.f / 6) + s * (splat(1.f / 120) + s * splat(1.f / 5040))));
+  vi n = __builtin_convertvector(fx, vi);
+  vi bp = (n + 127) << 23, bm = (127 - n) << 23;
+  vf sp, sm;
+  std::memcpy(&sp, &bp, sizeof sp);
+  std::memcpy(&sm, &bm, sizeof sm);
+  ep = (e + o) * sp;
+  em = (e - o) * sm;
+}
+
 // exp(x) for x <= 0; 0 below -87.3, where float32 turns denormal.
 ACTLAB_INLINE vf exp_nonpos(vf x) {
   vf y = vexp_bounded(vselect(x < splat(-87.3f), splat(-87.3f), x));

@@ -12,11 +12,13 @@
 // and forward and derivative are Horner's rule.
 // kind 1: fourier 1, cos(pi k z / 2), sin(pi k z / 2); periodic, no clamp, no tails.
 // kind 2: rbf exp(-((zc - c_k) / width)^2), rec = [width, c_0, c_1, ...]. With K <= kRbfRatiosMax
-// the kernels take two exps and a division per element, not K exps: with t = (zc - c_mid) / width
-// at the middle centre, phi_mid = exp(-t^2) and the neighbours follow by ratios,
-// phi_{mid+j+1} / phi_{mid+j} = exp(2t - 1) e^(-2j) upwards and exp(-2t - 1) e^(-2j) downwards
-// (2.0x faster for K = 5 on AVX2). Every product is a term's own value, >= e^(-(K-1)^2), above
-// float32's smallest normal for K <= 10, so none turns denormal (slow) or rounds to 0.
+// the kernels take an exp and a pair exp(+-y) (_kernels_math.h) per element, not K exps: with t = (zc - c_mid) / width
+// at the middle centre (centres one width apart), phi_{mid+-j} = q r^j e^(-j(j-1)), q = exp(-t^2),
+// r = up = exp(2t - 1) upwards and r = dn = exp(-2t - 1) = e^-2 / up downwards. The forward sums
+// both sides by Horner's rule in up and dn with coefficients rb_k = a_k e^(-j(j-1)); the backward
+// sums g q r^j per term and leaves the factors e^(-j(j-1)) to the caller (in double). No value
+// on the way is below e^(-(K-1)^2) (times g), above float32's smallest normal for K <= 10, or
+// above e^(j(j-1)) <= e^20, so none turns denormal (slow) or overflows.
 // All but fourier continue linearly beyond [-1, 1]: + (z - zc) p'(+-1), p'(+-1) = a . dends[+-].
 // Hybrid adds w relu(x); beyond the range as part of the upper tail (slope + w range, and
 // relu(min(x, range))), as the reference does, so that x = +inf meets no inf - inf.
@@ -44,6 +46,7 @@ struct Slaf {
   float lc, uc;  // the excess's clamps: -1 / +1 beside a flat tail (slope 0), else -inf / +inf
   bool hybrid, flat;
   float a[kMaxTerms], be[kMaxTerms], centre[kMaxTerms];
+  float rb[kMaxTerms], rbd[kMaxTerms];  // rbf by ratios: a_k e^(-j(j-1)), j = |k - mid|, and times (k - mid)
 
   // z = x / range clamped to [-1, 1] (zc) and the excess beyond it (ex), for U vectors.
   template <int U>
@@ -96,22 +99,21 @@ struct Slaf {
         EACH {
           vf t = (zc[u] - centre[mid]) * inv_w;
           q[u] = vexp_bounded(-(t * t));
-          up[u] = vexp_bounded(t + t - splat(1.f));
-          dn[u] = splat(kExpM2) / up[u];
-          acc[u] = a[mid] * q[u];
-        }
-        vf p[U];
-        EACH p[u] = q[u];
-        KLOOP for (int k = mid + 1; k < K; ++k) EACH {
-          p[u] *= up[u];
-          up[u] *= kExpM2;
-          acc[u] += a[k] * p[u];
-        }
-        KLOOP for (int k = mid - 1; k >= 0; --k) EACH {
-          q[u] *= dn[u];
+          vexp_pair(t + t - splat(1.f), up[u], dn[u]);
           dn[u] *= kExpM2;
-          acc[u] += a[k] * q[u];
         }
+        // q (a_mid + sum_j rb_{mid+j} up^j + sum_j rb_{mid-j} dn^j), both sums by Horner's rule.
+        vf hp[U], hn[U];
+        EACH hp[u] = vf{}, hn[u] = vf{};
+        if (K - 1 > mid) {
+          EACH hp[u] = splat(rb[K - 1]);
+          KLOOP for (int k = K - 2; k > mid; --k) EACH hp[u] = hp[u] * up[u] + rb[k];
+        }
+        if (mid > 0) {
+          EACH hn[u] = splat(rb[0]);
+          KLOOP for (int k = 1; k < mid; ++k) EACH hn[u] = hn[u] * dn[u] + rb[k];
+        }
+        EACH acc[u] = q[u] * (up[u] * hp[u] + (dn[u] * hn[u] + a[mid]));
       } else {
         EACH acc[u] = vf{};
         KLOOP for (int k = 0; k < K; ++k) EACH {
@@ -188,34 +190,37 @@ struct Slaf {
             S[k + 1] += sum<U>([&](int u) { return q1[u]; });
           }
         }
-      } else if (KIND == kRbfRatios) {  // dp sums a_k d_k phi_k, d_k = t - (k - mid); times dscale below
-        vf t[U], q[U], up[U], dn[U], p[U];
+      } else if (KIND == kRbfRatios) {
+        // h_k = g q up^j (j = k - mid > 0; dn^j below), the terms g phi_k without their factors
+        // e^(-j(j-1)), which the caller applies to the sums. g p'(zc) / dscale = t A - B with
+        // A = sum rb_k h_k, B = sum rb_k (k - mid) h_k.
+        vf t[U], up[U], dn[U], h0[U], h[U], A[U], B[U];
         EACH {
           t[u] = (zc[u] - centre[mid]) * inv_w;
-          q[u] = vexp_bounded(-(t[u] * t[u]));
-          up[u] = vexp_bounded(t[u] + t[u] - splat(1.f));
-          dn[u] = splat(kExpM2) / up[u];
-          dp[u] = a[mid] * t[u] * q[u];
-          p[u] = q[u];
+          vexp_pair(t[u] + t[u] - splat(1.f), up[u], dn[u]);
+          dn[u] *= kExpM2;  // exp(-2t - 1) = e^-2 exp(-(2t - 1))
+          h0[u] = g[u] * vexp_bounded(-(t[u] * t[u]));
+          A[u] = a[mid] * h0[u], B[u] = vf{}, h[u] = h0[u];
         }
-        S[mid] += sum<U>([&](int u) { return g[u] * q[u]; });
+        S[mid] += sum<U>([&](int u) { return h0[u]; });
         KLOOP for (int k = mid + 1; k < K; ++k) {
           EACH {
-            p[u] *= up[u];
-            up[u] *= kExpM2;
-            dp[u] += a[k] * (t[u] - static_cast<float>(k - mid)) * p[u];
+            h[u] *= up[u];
+            A[u] += rb[k] * h[u];
+            B[u] += rbd[k] * h[u];
           }
-          S[k] += sum<U>([&](int u) { return g[u] * p[u]; });
+          S[k] += sum<U>([&](int u) { return h[u]; });
         }
+        EACH h[u] = h0[u];
         KLOOP for (int k = mid - 1; k >= 0; --k) {
           EACH {
-            q[u] *= dn[u];
-            dn[u] *= kExpM2;
-            dp[u] += a[k] * (t[u] + static_cast<float>(mid - k)) * q[u];
+            h[u] *= dn[u];
+            A[u] += rb[k] * h[u];
+            B[u] += rbd[k] * h[u];
           }
-          S[k] += sum<U>([&](int u) { return g[u] * q[u]; });
+          S[k] += sum<U>([&](int u) { return h[u]; });
         }
-        EACH dp[u] *= dscale;
+        EACH dp[u] = (t[u] * A[u] - B[u]) * dscale;
       } else {
         KLOOP for (int k = 0; k < K; ++k) {
           vf phi[U];
@@ -230,7 +235,7 @@ struct Slaf {
       S[K] += sum<U>([&](int u) { return g[u] * pos(ex[u]); });
       S[K + 1] += sum<U>([&](int u) { return g[u] * neg(ex[u]); });
     }
-    if (KIND == kPower || KIND == kThreeTerm) {
+    if (KIND == kPower || KIND == kThreeTerm || KIND == kRbfRatios) {  // dp holds g already
       EACH gx[u] = dp[u] * inv_r;
     } else {
       EACH gx[u] = g[u] * (dp[u] * inv_r);
