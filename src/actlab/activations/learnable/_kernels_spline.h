@@ -10,7 +10,8 @@
 // value, not 0 * inf = NaN. Inside the range the excess is in [0, 1) (t) or 0.
 //
 // Backward scatters d f / d table[i, p] = tc^p + p tc^(p-1) (t - tc), times g, into
-// per-item double tables; element j adds to copy j % kCopies of the table, so that
+// per-item tables (float for at most kChunk elements, then double; double throughout for
+// tables over 2 kChunk floats); element j adds to copy j % kCopies of the table, so that
 // neighbours in one segment do not queue on one address.
 #pragma once
 
@@ -79,10 +80,12 @@ struct Spline {
   }
 
   // grad_input of a run of n <= kChunk elements. The table gradient terms go to
-  // `terms` first, M consecutive floats per element, and are then added into acc
-  // (kCopies tables of S * M doubles) by a scalar loop that converts and adds
-  // all M terms of an element as one vector.
-  ACTLAB_INLINE void backward(const float* x, const float* g, float* gx, int64_t n, double* acc) const {
+  // `terms` first, M consecutive floats per element, and are then added by a scalar loop
+  // that adds all M terms of an element as one vector: into facc (kCopies float tables of
+  // S * M, which the caller adds into its doubles at least every kChunk elements) where
+  // given, else into acc (the same in doubles, converting every element's terms).
+  ACTLAB_INLINE void backward(const float* x, const float* g, float* gx, int64_t n, double* acc,
+                              float* facc) const {
     alignas(64) float terms[M * (kChunk + W)];
     alignas(64) int32_t rows[kChunk + W];
     const vi lanes = copy_offset();
@@ -114,6 +117,16 @@ struct Spline {
     });
     using vm = typename Terms<M>::f;
     using vdm = typename Terms<M>::d;
+    if (facc) {
+      for (int64_t i = 0; i < n; ++i) {
+        vm tv, av;
+        std::memcpy(&tv, terms + M * i, sizeof tv);
+        std::memcpy(&av, facc + rows[i], sizeof av);
+        av += tv;
+        std::memcpy(facc + rows[i], &av, sizeof av);
+      }
+      return;
+    }
     for (int64_t i = 0; i < n; ++i) {
       vm tv;
       vdm av;
@@ -202,9 +215,22 @@ void spline_bwd_m(const SplineArgs& s, const float* xp, const float* gp, float* 
     Spline<M> k;
     s.channel(it.c, k);
     std::vector<double> acc(kCopies * nacc, 0.0);
+    // Float tables where they are small next to a run (no conversion per element); flushed into
+    // acc before they hold more than kChunk elements' terms, like the other kernels' sums.
+    const bool floats = kCopies * nacc <= 2 * kChunk;
+    std::vector<float> facc(floats ? kCopies * nacc : 0, 0.f);
+    int64_t pending = 0;
+    auto flush = [&] {
+      for (int64_t i = 0; i < kCopies * nacc; ++i) acc[i] += facc[i];
+      std::fill(facc.begin(), facc.end(), 0.f);
+      pending = 0;
+    };
     visit(s.v, it, xp, gp, gxp, [&](const float* xs, const float* gs, float* ys, int64_t n) {
-      k.backward(xs, gs, ys, n, acc.data());
+      if (floats && pending + n > kChunk) flush();
+      k.backward(xs, gs, ys, n, acc.data(), floats ? facc.data() : nullptr);
+      pending += n;
     });
+    if (floats) flush();
     for (int q = 0; q < kCopies; ++q)
       for (int64_t i = 0; i < nacc; ++i) row[i] += acc[q * nacc + i];
   });
