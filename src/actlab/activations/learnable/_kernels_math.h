@@ -13,8 +13,14 @@ ACTLAB_INLINE vf round_small(vf v) { return (v + splat(12582912.f)) - splat(1258
 // integer n, so the reduction adds no error; Cephes' sinf/cosf polynomials on
 // [-pi/4, pi/4]; the quadrant n mod 4 swaps and negates.
 ACTLAB_INLINE void sincos_quarter(vf z, vf& s, vf& c) {
+#if defined(__AVX512F__)
+  vf n = (vf)_mm512_roundscale_ps((__m512)z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__AVX2__)
+  vf n = (vf)_mm256_round_ps((__m256)z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
   vf n = round_small(z);
-  n = vselect((z < splat(4194304.f)) & (z > splat(-4194304.f)), n, z);
+  n = vselect((z < splat(4194304.f)) & (z > splat(-4194304.f)), n, z);  // beyond 2^22 z is whole
+#endif
   vf t = (z - n) * splat(1.57079632679489662f);
   vf t2 = t * t;
   vf sp = t + t * t2 * (splat(-1.6666654611e-1f) + t2 * (splat(8.3321608736e-3f) + t2 * splat(-1.9515295891e-4f)));

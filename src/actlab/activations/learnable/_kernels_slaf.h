@@ -10,7 +10,8 @@
 // be_k = ga_k h_{k-1} / h_{k+1}, and coefficients a_k h_k, so that a step costs two
 // operations (Clenshaw's rule forward); with every be_k = 0 (monomials) psi_k = zc^k
 // and forward and derivative are Horner's rule.
-// kind 1: fourier 1, cos(pi k z / 2), sin(pi k z / 2); periodic, no clamp, no tails.
+// kind 1: fourier 1, cos(pi k z / 2), sin(pi k z / 2); periodic, no clamp, no tails; harmonic
+// k > 1 from k - 1 and k - 2 by Chebyshev's recurrence (error growing about linearly in k).
 // kind 2: rbf exp(-((zc - c_k) / width)^2), rec = [width, c_0, c_1, ...]. With K <= kRbfRatiosMax
 // the kernels take an exp and a pair exp(+-y) (_kernels_math.h) per element, not K exps: with t = (zc - c_mid) / width
 // at the middle centre (centres one width apart), phi_{mid+-j} = q r^j e^(-j(j-1)), q = exp(-t^2),
@@ -58,11 +59,11 @@ struct Slaf {
     }
   }
 
-  // fourier's next harmonic: (cos, sin) of angle k rotated by the first harmonic's (c1, s1).
-  static ACTLAB_INLINE void rotate(vf& ck, vf& sk, vf c1, vf s1) {
-    vf cn = ck * c1 - sk * s1;
-    sk = sk * c1 + ck * s1;
-    ck = cn;
+  // fourier's next harmonic by Chebyshev's recurrence, cos (k+1)a = 2 cos a cos ka - cos (k-1)a
+  // and likewise sin: one multiply-add each; (cp, sp) is harmonic k - 1, c2 = 2 cos a.
+  static ACTLAB_INLINE void next(vf& ck, vf& sk, vf& cp, vf& sp, vf c2) {
+    vf cn = c2 * ck - cp, sn = c2 * sk - sp;
+    cp = ck, sp = sk, ck = cn, sk = sn;
   }
 
   template <int KIND, int U, int KF = 0>
@@ -70,15 +71,15 @@ struct Slaf {
     const int K = KF ? KF : nk, mid = (K - 1) / 2;  // mid: rbf's middle centre
     vf acc[U];
     if (KIND == kFourier) {
-      vf c1[U], s1[U], ck[U], sk[U];
+      vf c2[U], ck[U], sk[U], cp[U], sp[U];
       EACH {
-        sincos_quarter(x[u] * inv_r, s1[u], c1[u]);
+        sincos_quarter(x[u] * inv_r, sk[u], ck[u]);
         acc[u] = splat(a[0]);
-        ck[u] = c1[u], sk[u] = s1[u];
+        c2[u] = ck[u] + ck[u], cp[u] = splat(1.f), sp[u] = vf{};
       }
       KLOOP for (int k = 1; 2 * k < K; ++k) {
         EACH acc[u] += a[2 * k - 1] * ck[u] + a[2 * k] * sk[u];
-        if (2 * k + 2 < K) EACH rotate(ck[u], sk[u], c1[u], s1[u]);  // the next harmonic
+        if (2 * k + 2 < K) EACH next(ck[u], sk[u], cp[u], sp[u], c2[u]);
       }
     } else {
       vf zc[U], ex[U];
@@ -142,10 +143,10 @@ struct Slaf {
     vf dp[U];
     EACH dp[u] = vf{};
     if (KIND == kFourier) {
-      vf c1[U], s1[U], ck[U], sk[U];
+      vf c2[U], ck[U], sk[U], cp[U], sp[U];
       EACH {
-        sincos_quarter(x[u] * inv_r, s1[u], c1[u]);
-        ck[u] = c1[u], sk[u] = s1[u];
+        sincos_quarter(x[u] * inv_r, sk[u], ck[u]);
+        c2[u] = ck[u] + ck[u], cp[u] = splat(1.f), sp[u] = vf{};
       }
       S[0] += sum<U>([&](int u) { return g[u]; });
       KLOOP for (int k = 1; 2 * k < K; ++k) {
@@ -154,7 +155,7 @@ struct Slaf {
         S[2 * k - 1] += sum<U>([&](int u) { return g[u] * ck[u]; });
         S[2 * k] += sum<U>([&](int u) { return g[u] * sk[u]; });
         EACH dp[u] += wc * ck[u] - ws * sk[u];
-        if (2 * k + 2 < K) EACH rotate(ck[u], sk[u], c1[u], s1[u]);
+        if (2 * k + 2 < K) EACH next(ck[u], sk[u], cp[u], sp[u], c2[u]);
       }
     } else {
       vf zc[U], ex[U];
