@@ -18,12 +18,13 @@ struct Rational {
 
   static ACTLAB_INLINE vf horner(const float* c, int n, vf x) {
     vf acc = splat(c[n - 1]);
-    for (int j = n - 2; j >= 0; --j) acc = acc * x + c[j];
+    _Pragma("GCC unroll 16") for (int j = n - 2; j >= 0; --j) acc = acc * x + c[j];
     return acc;
   }
 
+  template <int NP = 0, int NQ = 0>
   ACTLAB_INLINE vf forward(vf x) const {
-    vf y = horner(a, np, x) / horner(b, nq + 1, vabs(x));
+    vf y = horner(a, NP ? NP : np, x) / horner(b, (NQ ? NQ : nq) + 1, vabs(x));
     const vi big = vabs(x) > splat(far);  // false for NaN, which P / Q keeps
     return any(big) ? vselect(big, reversed(x), y) : y;
   }
@@ -55,20 +56,23 @@ struct Rational {
 
   // Adds g x^j / Q to S[j] (j < np) and -g r |x|^k / Q to S[np + k - 1] (k = 1..nq); returns
   // grad_input. Powers of x as they are: used for runs where every |x| <= far, where they cannot
-  // overflow and agree with far_backward to rounding (about twice as fast).
+  // overflow and agree with far_backward to rounding (about twice as fast). NP, NQ > 0 fix np
+  // and nq at compile time (loops unrolled, S in registers where the caller's S is local).
+  template <int NP = 0, int NQ = 0>
   ACTLAB_INLINE vf backward(vf x, vf g, vf* S) const {
+    const int np = NP ? NP : this->np, nq = NQ ? NQ : this->nq;
     vf ax = vabs(x);
-    vf q = horner(b, nq + 1, ax), r = horner(a, np, x) / q, gq = g / q;
+    vf q = horner(b, nq + 1, ax), iq = splat(1.f) / q, r = horner(a, np, x) * iq, gq = g * iq;
     vf dp = np > 1 ? horner(da, np - 1, x) : vf{};
     vf dq = horner(db, nq, ax);
     vf pw = gq;
     S[0] += pw;
-    for (int j = 1; j < np; ++j) {
+    _Pragma("GCC unroll 16") for (int j = 1; j < np; ++j) {
       pw = pw * x;
       S[j] += pw;
     }
     pw = -(gq * r);
-    for (int k = 0; k < nq; ++k) {
+    _Pragma("GCC unroll 16") for (int k = 0; k < nq; ++k) {
       pw = pw * ax;
       S[np + k] += pw;
     }
@@ -154,18 +158,49 @@ RationalArgs rational_args(const at::Tensor& x, const at::Tensor& a, const at::T
   return {view_of(x, a.size(0)), a.contiguous(), b.contiguous()};
 }
 
+// Sizes (np, nq) with kernels of their own, loops unrolled: the default rational(num=5, den=4)
+// and num=3, den=2; f gets them as integral constants, any other sizes as 0 (runtime loops).
+template <class F>
+void with_sizes(int np, int nq, F&& f) {
+  using std::integral_constant;
+  if (np == 6 && nq == 4)
+    f(integral_constant<int, 6>{}, integral_constant<int, 4>{});
+  else if (np == 4 && nq == 2)
+    f(integral_constant<int, 4>{}, integral_constant<int, 2>{});
+  else
+    f(integral_constant<int, 0>{}, integral_constant<int, 0>{});
+}
+
 at::Tensor rational_fwd(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b) {
   const RationalArgs s = rational_args(x, a, b);
   at::Tensor y = at::empty_like(x);
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  for_items(s.v, [&](const Item& it) {
-    const Rational k = s.channel(it.c);
-    visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
-      run<1>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) { yv[0] = k.forward(xv[0]); });
+  with_sizes(static_cast<int>(s.a.size(1)), static_cast<int>(s.b.size(1)), [&](auto np, auto nq) {
+    for_items(s.v, [&](const Item& it) {
+      const Rational k = s.channel(it.c);
+      visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
+        run<1>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) {
+          yv[0] = k.forward<decltype(np)::value, decltype(nq)::value>(xv[0]);
+        });
+      });
     });
   });
   return y;
+}
+
+// Rational::backward over a run; with fixed sizes the sums live in a local array meanwhile.
+template <int NP, int NQ>
+void near_run(const Rational& k, const float* xs, const float* gs, float* ys, int64_t n, vf* sums) {
+  if constexpr (NP > 0) {
+    vf S[NP + NQ] = {};
+    run<1>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
+      yv[0] = k.backward<NP, NQ>(xv[0], gv[0], S);
+    });
+    for (int j = 0; j < NP + NQ; ++j) sums[j] += S[j];
+  } else {
+    run<1>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) { yv[0] = k.backward(xv[0], gv[0], sums); });
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> rational_bwd(const at::Tensor& g, const at::Tensor& x,
@@ -188,8 +223,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rational_bwd(const at::Tensor& g,
           yv[0] = k.far_backward(xv[0], gv[0], acc.v);
         });
       else
-        run<1>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
-          yv[0] = k.backward(xv[0], gv[0], acc.v);
+        with_sizes(k.np, k.nq, [&](auto np, auto nq) {
+          near_run<decltype(np)::value, decltype(nq)::value>(k, xs, gs, ys, n, acc.v);
         });
       acc.flush();
     });
