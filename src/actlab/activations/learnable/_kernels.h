@@ -39,6 +39,8 @@
 #include <vector>
 
 #define ACTLAB_INLINE __attribute__((always_inline)) inline
+// On a lambda handed to run(): GCC otherwise may call a large body once per vector.
+#define ACTLAB_BODY __attribute__((always_inline))
 
 namespace actlab {
 

@@ -89,7 +89,7 @@ struct Spline {
     alignas(64) float terms[M * (kChunk + W)];
     alignas(64) int32_t rows[kChunk + W];
     const vi lanes = copy_offset();
-    run<1>(x, g, gx, n, [&](const vf* xp, const vf* gp, vf* gxp, int64_t at) {
+    run<1>(x, g, gx, n, [&](const vf* xp, const vf* gp, vf* gxp, int64_t at) ACTLAB_BODY {
       const vf xv = xp[0], gv = gp[0];
       vi seg;
       vf t, tc, slope;
@@ -203,7 +203,7 @@ void spline_fwd_m(const SplineArgs& s, const float* xp, float* yp) {
     Spline<M> k;
     s.channel(it.c, k);
     visit(s.v, it, xp, nullptr, yp, [&](const float* xs, const float*, float* ys, int64_t n) {
-      run<1>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) { yv[0] = k.forward(xv[0]); });
+      run<1>(xs, nullptr, ys, n, [&](const vf* xv, const vf*, vf* yv, int64_t) ACTLAB_BODY { yv[0] = k.forward(xv[0]); });
     });
   });
 }
