@@ -155,13 +155,13 @@ void slaf_bwd_kind(const SlafArgs& s, const float* xp, const float* gp, float* g
       visit(s.v, it, xp, gp, gxp, [&](const float* xs, const float* gs, float* ys, int64_t n) {
         if constexpr (KF > 0) {  // the run's sums in a local array, which the unrolled loops keep in registers
           vf S[KF + 3] = {};
-          run<kBwdBlock>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
-            k.backward<KIND, kBwdBlock, KF>(xv, gv, yv, S);
+          run<bwd_block(KIND)>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
+            k.backward<KIND, bwd_block(KIND), KF>(xv, gv, yv, S);
           });
           for (int j = 0; j < KF + 3; ++j) acc.v[j] += S[j];
         } else {
-          run<kBwdBlock>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
-            k.backward<KIND, kBwdBlock>(xv, gv, yv, acc.v);
+          run<bwd_block(KIND)>(xs, gs, ys, n, [&](const vf* xv, const vf* gv, vf* yv, int64_t) {
+            k.backward<KIND, bwd_block(KIND)>(xv, gv, yv, acc.v);
           });
         }
         acc.flush();
