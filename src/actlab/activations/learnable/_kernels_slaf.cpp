@@ -34,10 +34,12 @@ struct SlafArgs {
       }
     }
     for (int j = 0; j < K; ++j) {  // rbf by ratios
-      const int d = j - (K - 1) / 2, e = d > 0 ? d : -d;
-      k.rb[j] = static_cast<float>(ac[j] * std::exp(-static_cast<double>(e * (e - 1))));
-      k.rbd[j] = k.rb[j] * static_cast<float>(d);
+      k.rb[j] = static_cast<float>(ac[j] * rbf_factor(j, K));
+      k.rbd[j] = static_cast<float>(ac[j] * rbf_factor(j, K) * (j - (K - 1) / 2) * kSqrtLog2E);
     }
+    k.inv_ws = static_cast<float>(kSqrtLog2E / width);
+    k.two_s = static_cast<float>(2.0 * kSqrtLog2E);
+    k.dscale_s = static_cast<float>(-2.0 / width / kSqrtLog2E);
     k.s_lo = static_cast<float>(lo);
     k.s_hi = static_cast<float>(hi);
     k.hybrid = w.has_value();
@@ -215,8 +217,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slaf_bwd(const at::Tensor& g, con
   for (int64_t c = 0; c < s.v.C; ++c) {
     const double* r = sums.data() + c * nacc;
     for (int k = 0; k < K; ++k) {
-      const int e = std::abs(k - (K - 1) / 2);  // rbf by ratios: the sums' factors e^(-e(e-1))
-      double v = r[k] * s.h[k] * (s.kind == kRbfRatios ? std::exp(-static_cast<double>(e * (e - 1))) : 1.0);
+      double v = r[k] * s.h[k] * (s.kind == kRbfRatios ? rbf_factor(k, K) : 1.0);  // the sums' left-out factors
       if (kind != kFourier) v += r[K + 1] * dd[k] + r[K] * dd[K + k];  // the tails
       ga.data_ptr<float>()[c * K + k] = static_cast<float>(v) * (sc.defined() ? sc.data_ptr<float>()[k] : 1.f);
     }

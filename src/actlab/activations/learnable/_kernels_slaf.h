@@ -13,13 +13,14 @@
 // kind 1: fourier 1, cos(pi k z / 2), sin(pi k z / 2); periodic, no clamp, no tails; harmonic
 // k > 1 from k - 1 and k - 2 by Chebyshev's recurrence (error growing about linearly in k).
 // kind 2: rbf exp(-((zc - c_k) / width)^2), rec = [width, c_0, c_1, ...]. With K <= kRbfRatiosMax
-// the kernels take an exp and a pair exp(+-y) (_kernels_math.h) per element, not K exps: with t = (zc - c_mid) / width
-// at the middle centre (centres one width apart), phi_{mid+-j} = q r^j e^(-j(j-1)), q = exp(-t^2),
-// r = up = exp(2t - 1) upwards and r = dn = exp(-2t - 1) = e^-2 / up downwards. The forward sums
-// both sides by Horner's rule in up and dn with coefficients rb_k = a_k e^(-j(j-1)); the backward
-// sums g q r^j per term and leaves the factors e^(-j(j-1)) to the caller (in double). No value
-// on the way is below e^(-(K-1)^2) (times g), above float32's smallest normal for K <= 10, or
-// above e^(j(j-1)) <= e^20, so none turns denormal (slow) or overflows.
+// the kernels take an exp and a pair exp(+-y) (_kernels_math.h, in base 2) per element, not K
+// exps: with t = (zc - c_mid) / width at the middle centre (centres one width apart),
+// phi_{mid+j} = q up^j e^(-j(j-1)) and phi_{mid-j} = q dn^j e^(-j(j+1)), q = exp(-t^2),
+// up = exp(2t - 1), dn = exp(-(2t - 1)). The forward sums both sides by Horner's rule in up and
+// dn with coefficients rb_k = a_k rbf_factor(k); the backward sums g q up^j (g q dn^j) per term
+// and leaves the factors to the caller (in double). No value on the way is below
+// e^(-(K-1)^2) (times g), above float32's smallest normal for K <= 10, or above e^(j(j+1)) <= e^20,
+// so none turns denormal (slow) or overflows.
 // All but fourier continue linearly beyond [-1, 1]: + (z - zc) p'(+-1), p'(+-1) = a . dends[+-].
 // Hybrid adds w relu(x); beyond the range as part of the upper tail (slope + w range, and
 // relu(min(x, range))), as the reference does, so that x = +inf meets no inf - inf.
@@ -32,7 +33,16 @@ namespace {
 
 enum Kind { kThreeTerm = 0, kFourier = 1, kRbf = 2, kPower = 3, kRbfRatios = 4 };
 constexpr int kRbfRatiosMax = 10;  // see above
-constexpr float kExpM2 = 0.135335283236612691f;  // e^-2
+constexpr double kSqrtLog2E = 1.2011224087864498;  // sqrt(log2 e)
+constexpr float kLog2E = 1.44269504088896341f;
+
+// rbf by ratios: the factor of term k (mid = (K - 1) / 2) that the sums leave out, e^(-j(j-1))
+// above mid (up = exp(2t - 1)) and e^(-j(j+1)) below, j = |k - mid| (dn = exp(-(2t - 1)),
+// so e^-2 dn is the true ratio exp(-2t - 1)).
+inline double rbf_factor(int k, int K) {
+  const int d = k - (K - 1) / 2, j = d > 0 ? d : -d;
+  return std::exp(-static_cast<double>(d > 0 ? j * (j - 1) : j * (j + 1)));
+}
 constexpr int kFwdBlock = 4;  // vectors per step; the backward keeps more live, and Horner's
 // (power) backward ran 11 % faster on one vector per step than on two (AVX2, K = 5)
 constexpr int bwd_block(int kind) { return kind == kPower ? 1 : 2; }
@@ -49,7 +59,9 @@ struct Slaf {
   float lc, uc;  // the excess's clamps: -1 / +1 beside a flat tail (slope 0), else -inf / +inf
   bool hybrid, flat;
   float a[kMaxTerms], be[kMaxTerms], centre[kMaxTerms];
-  float rb[kMaxTerms], rbd[kMaxTerms];  // rbf by ratios: a_k e^(-j(j-1)), j = |k - mid|, and times (k - mid)
+  // rbf by ratios: rb_k = a_k rbf_factor(k), rbd_k = rb_k (k - mid) sqrt(log2 e); inv_w sqrt(log2 e),
+  // 2 sqrt(log2 e) and dscale / sqrt(log2 e)
+  float rb[kMaxTerms], rbd[kMaxTerms], inv_ws, two_s, dscale_s;
 
   // z = x / range clamped to [-1, 1] (zc) and the excess beyond it (ex), for U vectors.
   template <int U>
@@ -100,10 +112,9 @@ struct Slaf {
       } else if (KIND == kRbfRatios) {
         vf q[U], up[U], dn[U];
         EACH {
-          vf t = (zc[u] - centre[mid]) * inv_w;
-          q[u] = vexp_bounded(-(t * t));
-          vexp_pair(t + t - splat(1.f), up[u], dn[u]);
-          dn[u] *= kExpM2;
+          vf ts = (zc[u] - centre[mid]) * inv_ws;  // t sqrt(log2 e): exps in base 2
+          q[u] = vexp2(-(ts * ts));
+          vexp2_pair(ts * two_s - kLog2E, up[u], dn[u]);
         }
         // q (a_mid + sum_j rb_{mid+j} up^j + sum_j rb_{mid-j} dn^j), both sums by Horner's rule.
         vf hp[U], hn[U];
@@ -195,14 +206,14 @@ struct Slaf {
         }
       } else if (KIND == kRbfRatios) {
         // h_k = g q up^j (j = k - mid > 0; dn^j below), the terms g phi_k without their factors
-        // e^(-j(j-1)), which the caller applies to the sums. g p'(zc) / dscale = t A - B with
-        // A = sum rb_k h_k, B = sum rb_k (k - mid) h_k.
+        // (rbf_factor), which the caller applies to the sums. With ts = t sqrt(log2 e),
+        // g p'(zc) / dscale = t A - B = (ts A - B') / sqrt(log2 e), A = sum rb_k h_k,
+        // B' = sum rbd_k h_k, rbd_k = rb_k (k - mid) sqrt(log2 e).
         vf t[U], up[U], dn[U], h0[U], h[U], A[U], B[U];
         EACH {
-          t[u] = (zc[u] - centre[mid]) * inv_w;
-          vexp_pair(t[u] + t[u] - splat(1.f), up[u], dn[u]);
-          dn[u] *= kExpM2;  // exp(-2t - 1) = e^-2 exp(-(2t - 1))
-          h0[u] = g[u] * vexp_bounded(-(t[u] * t[u]));
+          t[u] = (zc[u] - centre[mid]) * inv_ws;
+          vexp2_pair(t[u] * two_s - kLog2E, up[u], dn[u]);
+          h0[u] = g[u] * vexp2(-(t[u] * t[u]));
           A[u] = a[mid] * h0[u], B[u] = vf{}, h[u] = h0[u];
         }
         S[mid] += sum<U>([&](int u) { return h0[u]; });
@@ -223,7 +234,7 @@ struct Slaf {
           }
           S[k] += sum<U>([&](int u) { return h[u]; });
         }
-        EACH dp[u] = (t[u] * A[u] - B[u]) * dscale;
+        EACH dp[u] = (t[u] * A[u] - B[u]) * dscale_s;
       } else {
         KLOOP for (int k = 0; k < K; ++k) {
           vf phi[U];
