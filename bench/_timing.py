@@ -28,7 +28,35 @@ def cpu_info() -> dict:
     isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
     return {"name": name, "isa": isa, "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
             "torch_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "forced": forced_env(),
             "torch": torch.__version__}
+
+
+# What makes this process run as on an AVX2-only CPU: torch's ATen kernels (and with them the
+# learnable families' build), actlab's table kernel, oneDNN (convolutions: it ignores
+# ATEN_CPU_CAPABILITY and ran its AVX-512 code) and MKL (matmuls).
+FORCE_ENV = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ACTLAB_PWL_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                      "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+
+
+def force_isa(isa: str | None) -> None:
+    """Run this script again with every library held to ``isa`` (see FORCE_ENV), unless it already is.
+
+    The libraries read these variables when they load, so the process starts over with them set.
+    """
+    if not isa:
+        return
+    env = FORCE_ENV[isa]
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    import sys
+
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+
+
+def forced_env() -> dict:
+    """The ISA-limiting variables set for this process (see FORCE_ENV)."""
+    return {k: os.environ[k] for k in FORCE_ENV["avx2"] if k in os.environ}
 
 
 def keep_freed_memory() -> bool:

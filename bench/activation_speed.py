@@ -32,7 +32,7 @@ so the "x compiled relu" column can be read against it.
 The learnable families run their fused C++ kernels (float32, contiguous);
 ``ACTLAB_KERNELS=0`` measures the PyTorch reference paths instead.
 
-    python bench/activation_speed.py [--quick] [--threads 1] [--clock cpu|wall] [--no-compile]
+    python bench/activation_speed.py [--quick] [--threads 1] [--clock cpu|wall] [--no-compile] [--isa avx2]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import cpu_info, keep_freed_memory  # noqa: E402
+from _timing import FORCE_ENV, cpu_info, force_isa, keep_freed_memory  # noqa: E402
 
 from actlab import _cpp  # noqa: E402
 from actlab.activations import Site, make_activation
@@ -199,7 +199,9 @@ def markdown(res: dict) -> str:
     cpu = res["cpu"]
     lines = [
         f"CPU: {cpu['name']} ({cpu['isa']}); kernels built for {res['kernel_isa']}, torch's CPU capability "
-        f"{cpu['torch_capability']} (ATEN_CPU_CAPABILITY=avx2 forces both to AVX2). ",
+        f"{cpu['torch_capability']}; " + (f"forced: {', '.join(f'{k}={v}' for k, v in cpu['forced'].items())} "
+                                          if cpu.get("forced") else "nothing forced ") +
+        "(--isa avx2 holds torch, actlab, oneDNN and MKL to AVX2). ",
         f"Shape {res['shape']}, float32, {res['threads']} thread(s), {res['repeats']} interleaved repeats "
         f"(medians), clock: {res['clock']}; learnable families on {kernels}. Memory: bytes saved for "
         f"backward (saved_tensors_hooks, each storage once).",
@@ -246,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="thread CPU time (default) or wall time")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--isa", choices=sorted(FORCE_ENV), help="run as on an AVX2-only CPU: torch, actlab, oneDNN and MKL")
     args = p.parse_args(argv)
+    force_isa(args.isa)
     global _clock
     torch.set_num_threads(args.threads)
     keep_freed_memory()

@@ -15,7 +15,7 @@ and hand them to ``at::parallel_for``, so their results do not depend on the
 thread count (``tests/test_learnable_kernels.py``) while the work spreads; the
 Python and autograd overhead of a call (tens of microseconds) does not.
 
-    python bench/activation_threads.py [--quick] [--threads 1 2] [--shape 64 16 28 28]
+    python bench/activation_threads.py [--quick] [--threads 1 2] [--shape 64 16 28 28] [--isa avx2]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import cpu_info, keep_freed_memory  # noqa: E402
+from _timing import FORCE_ENV, cpu_info, force_isa, keep_freed_memory  # noqa: E402
 from activation_speed import CANDIDATES, _fwd_bwd  # noqa: E402
 
 from actlab import _cpp  # noqa: E402
@@ -77,7 +77,8 @@ def markdown(res: dict) -> str:
     first = str(threads[0])
     lines = [
         f"CPU: {cpu['name']} ({cpu['isa']}, {cpu['cores']} logical cores); kernels built for {res['kernel_isa']}, "
-        f"torch's CPU capability {cpu['torch_capability']}. ",
+        f"torch's CPU capability {cpu['torch_capability']}"
+        + (f"; forced: {', '.join(f'{k}={v}' for k, v in cpu['forced'].items())}. " if cpu.get("forced") else ". "),
         f"Shape {res['shape']}, float32, eager forward + backward, wall clock, {res['repeats']} interleaved repeats "
         f"(median, best); load average {res['load'][0]:.1f} before, {res['load'][1]:.1f} after.",
         "",
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--shape", type=int, nargs="+", default=[64, 16, 28, 28])
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--isa", choices=sorted(FORCE_ENV), help="run as on an AVX2-only CPU: torch, actlab, oneDNN and MKL")
     args = p.parse_args(argv)
+    force_isa(args.isa)
     keep_freed_memory()
     repeats = args.repeats or (5 if args.quick else 15)
     load_before = os.getloadavg()[0]

@@ -113,8 +113,10 @@ def _median_ms(call, repeats: int) -> float:
 
 def _side(src: Path, ext_dir: Path, repeats: int, isa: str | None, cnn: bool) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(src), TORCH_EXTENSIONS_DIR=str(ext_dir), OMP_NUM_THREADS="1")
-    if isa:  # torch and the learnable kernels' build, and the table kernel's run-time pick
-        env["ATEN_CPU_CAPABILITY"] = env["ACTLAB_PWL_ISA"] = isa
+    if isa:  # torch and the learnable kernels' build, the table kernel's pick, oneDNN and MKL
+        from _timing import FORCE_ENV
+
+        env.update(FORCE_ENV[isa])
     code = f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); import kernel_ab; " \
            f"print(json.dumps(kernel_ab._run_cases({repeats}, {cnn})))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
