@@ -141,11 +141,45 @@ class CppLibrary:
                 # at::parallel_for is an inline `#pragma omp parallel` in ATen's headers:
                 # without -fopenmp it compiles to a serial loop and the kernels use one thread.
                 cflags, ldflags = [*cflags, "-fopenmp"], ["-fopenmp"]
-        module = cpp_extension.load(name=name, sources=[str(s) for s in self.sources], extra_cflags=cflags,
-                                    extra_ldflags=ldflags, is_python_module=self.python_module, verbose=False)
+        with exclusive_build(name):
+            module = cpp_extension.load(name=name, sources=[str(s) for s in self.sources], extra_cflags=cflags,
+                                        extra_ldflags=ldflags, is_python_module=self.python_module, verbose=False)
         self.module = module if self.python_module else None
         if self.on_load is not None:
             self.on_load()
+
+
+@contextmanager
+def exclusive_build(name: str) -> Iterator[None]:
+    """Build extension ``name`` holding an OS file lock on its build folder.
+
+    torch marks a build in progress with a ``lock`` file and waits, with no
+    limit and no message, until it is gone. A build that was killed (Ctrl-C,
+    kill -9, a test of resuming) leaves it behind, and every later process
+    then hangs at its first kernel call. actlab builds only under this lock,
+    which the OS drops when its holder dies, so a ``lock`` file found while
+    holding it was left by a dead build and is removed. Where the lock is
+    not available (no ``fcntl``, torch's folder helper gone), the build goes
+    on as torch's.
+    """
+    try:
+        import fcntl
+
+        from torch.utils.cpp_extension import _get_build_directory
+
+        folder = Path(_get_build_directory(name, verbose=False))
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / "actlab.flock", "w")  # noqa: SIM115 - held across the yield
+    except (ImportError, AttributeError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (folder / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_ninja_on_path() -> None:
