@@ -33,9 +33,10 @@ struct SlafArgs {
         hi += static_cast<double>(ac[j]) * dd[K + j];
       }
     }
-    for (int j = 0; j < K; ++j) {  // rbf by ratios
-      k.rb[j] = static_cast<float>(ac[j] * rbf_factor(j, K));
-      k.rbd[j] = static_cast<float>(ac[j] * rbf_factor(j, K) * (j - (K - 1) / 2) * kSqrtLog2E);
+    for (int j = 0; kind == kRbfRatios && j < K; ++j) {  // rbf by ratios only
+      const double rb = ac[j] * rbf_factor(j, K);
+      k.rb[j] = static_cast<float>(rb);
+      k.rbd[j] = static_cast<float>(rb * (j - (K - 1) / 2) * kSqrtLog2E);
     }
     k.inv_ws = static_cast<float>(kSqrtLog2E / width);
     k.two_s = static_cast<float>(2.0 * kSqrtLog2E);
