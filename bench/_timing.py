@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -49,8 +50,6 @@ def force_isa(isa: str | None) -> None:
     env = FORCE_ENV[isa]
     if all(os.environ.get(k) == v for k, v in env.items()):
         return
-    import sys
-
     os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
 
 
