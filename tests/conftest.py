@@ -11,6 +11,10 @@ import torch  # noqa: E402
 # oversubscription when pytest and torch both try to use every core.
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Without a GPU the Triton kernels are tested in Triton's interpreter on CPU tensors
+# (tests/triton_helpers.py); it must be on before their modules are imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)
