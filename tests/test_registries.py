@@ -13,7 +13,7 @@ EXPECTED = {
     "operators": {"add", "max", "relu", "tanh", "exp"},
     "datasets": {"mnist10k", "digits", "titanic", "banknote", "spirals", "moons", "mnist", "fashion_mnist",
                  "cifar10"},
-    "models": {"mlp", "cnn", "resnet"},
+    "models": {"mlp", "cnn", "resnet", "vit"},
     "lr_schedules": {"constant", "cosine", "step", "warmup_cosine"},
     "schedules": {"constant", "linear", "cosine", "exponential", "step"},
 }
