@@ -44,6 +44,14 @@ def pwl_lookup(x: Tensor, lo: Tensor, inv_h: Tensor, a: Tensor, b: Tensor, offse
     return F.embedding(j, a[:, None]).squeeze(-1) + t * F.embedding(j, b[:, None]).squeeze(-1)
 
 
+def flat_tail_clamps(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """Bounds for the excess beyond the range, from the tails' slopes (C,): -1 and +1 where a
+    tail is flat (its value is then v + 0 * excess at any x, +-inf included), else -inf and +inf;
+    ``pwl_lookup``'s ``lc`` and ``uc``, and the cubic's and polynomial's clamps."""
+    inf = torch.full_like(lower, float("inf"))
+    return torch.where(lower == 0, -1.0, -inf), torch.where(upper == 0, 1.0, inf)
+
+
 _compiled = None
 _choice: dict[tuple, str] = {}  # (device type, per-channel, ndim, prefer) -> "compiled" | "eager"
 _warned = False

@@ -17,18 +17,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from actlab.compress import _fastpath, _kernel
+from actlab.compress import _fastpath, _kernel, _triton_path
+from actlab.compress._fastpath import flat_tail_clamps
 from actlab.errors import ActlabError
 
 FAST_MODES = ("auto", "compiled", "eager")
 _OWN_DTYPES = (torch.float32, torch.float64)  # computed as given; other inputs in float32
-
-
-def flat_tail_clamps(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
-    """Bounds for the excess beyond the range, from the tails' slopes (C,): -1 and +1 where a
-    tail is flat (its value is then v + 0 * excess at any x, +-inf included), else -inf and +inf."""
-    inf = torch.full_like(lower, float("inf"))
-    return torch.where(lower == 0, -1.0, -inf), torch.where(upper == 0, 1.0, inf)
 
 
 def _as_rows(t: Tensor, name: str) -> Tensor:
@@ -103,9 +97,11 @@ class PWLActivation(_Compressed):
     uses the hand-vectorised CPU kernel (:mod:`actlab.compress._kernel`) for
     contiguous float32 inputs where it builds (on x86-64 with AVX2 or
     AVX-512), and otherwise times compiled
-    and eager once per device and layout and keeps the faster. Training, and
-    inputs that require grad, always take the differentiable eager formula.
-    NaN inputs give NaN on every path.
+    and eager once per device and layout and keeps the faster. On CUDA "auto"
+    takes a Triton kernel (:mod:`actlab.compress._triton_pwl`, same values,
+    differentiable in x) for contiguous float32 inputs, training included;
+    elsewhere training, and inputs that require grad, take the differentiable
+    eager formula. NaN inputs give NaN on every path.
     """
 
     def __init__(self, values: Tensor, lo: Tensor | float, hi: Tensor | float, fast: str = "auto") -> None:
@@ -168,6 +164,8 @@ class PWLActivation(_Compressed):
                     return y
         if x.dtype not in _OWN_DTYPES:
             return self._in_float32(x)
+        if self.fast == "auto" and (y := _triton_path.pwl(x, *self._kernel_args)) is not None:
+            return y  # CUDA, in training too
         if (self.training or x.requires_grad or self.fast == "eager" or torch._C._is_tracing()
                 or torch.compiler.is_compiling()):
             return _fastpath.pwl_lookup(x, *self._tables(x))  # differentiable; standard ops for export
