@@ -1,14 +1,18 @@
-"""The pure table, Pareto-front and verdict functions of bench/compress_accuracy.py and bench/pareto.py."""
+"""The pure table, Pareto-front and verdict functions of bench/compress_accuracy.py and bench/pareto.py;
+bench/gpu_speed.py end to end on tiny sizes on the CPU."""
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import _pareto_report as report  # noqa: E402
 import compress_accuracy  # noqa: E402
+import gpu_speed  # noqa: E402
 import pareto  # noqa: E402
 
 
@@ -140,3 +144,32 @@ def test_verdict_is_open_while_a_latency_is_missing_and_empty_without_relu():
     assert v["criteria"]["mean"]["b1"]["yes"] is False  # measured and slower
     assert v["criteria"]["mean"]["b256"]["yes"] is None
     assert report.verdict(configs[1:]) == {}
+
+
+def test_gpu_speed_without_cuda_exits_with_code_2_and_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_speed.main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "gpu_speed needs a CUDA device; this torch sees none\n" and captured.out == ""
+
+
+@pytest.fixture
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # gpu_speed runs the CPU on one thread
+
+
+def test_gpu_speed_smoke_runs_every_part_and_candidate_on_the_cpu(tmp_path, keep_threads, capsys):
+    assert gpu_speed.main(["--device", "cpu", "--smoke", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "gpu_speed_smoke.json").read_text())
+    assert res["smoke"] and res["errors"] == {}
+    names = gpu_speed.candidates()
+    assert len(names) == 1 + 2 * len(gpu_speed.FAMILIES)  # relu, then every family per layer and per channel
+    for part in ("ops", "vit", "resnet"):
+        for mode in ("float32", "bf16"):
+            assert sorted(res[part][mode]["ms"]) == sorted(names)
+            assert all(ms > 0 for ms in res[part][mode]["ms"].values())
+    md = (tmp_path / "gpu_speed_smoke.md").read_text()
+    assert "x relu (goal <= 1.5)" in md and "x relu (goal <= 1.1)" in md and "x relu (goal <= 1.05)" in md
+    assert md.count("| pwl table 64 / channel |") == 3 and md == capsys.readouterr().out
