@@ -181,7 +181,7 @@ class CubicActivation(_Compressed):
     the coefficients of 1, t, t^2, t^3 in the local variable t = u - i, u = (x-lo)/h.
 
     Beyond the range it continues as the tangent line at the end knots (value and
-    derivative of the spline there), so it is C1 at the range ends.
+    derivative of the spline there), so it is C1 at the range ends. CUDA: :mod:`actlab.compress._triton_cubic`.
     """
 
     def __init__(self, coef: Tensor, lo: Tensor | float, hi: Tensor | float) -> None:
@@ -210,6 +210,8 @@ class CubicActivation(_Compressed):
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype not in _OWN_DTYPES:
             return self._in_float32(x)
+        if (y := _triton_path.cubic(x, self.coef, self.lo, self.hi, self.clamps)) is not None:
+            return y  # CUDA, in training too
         k = self.size
         coef = self.coef.to(x.dtype)
         lo = self._view(self.lo.to(x.dtype), x)
