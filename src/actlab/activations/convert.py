@@ -123,14 +123,17 @@ def convert(
 ) -> tuple[nn.Module, list[ConvertedSite]]:
     """A copy of ``model`` with every activation of ``types`` replaced by ``make_activation(spec, site)``.
 
-    ``sharing`` (layer, channel or neuron) overrides the family's parameter
-    sharing; ``channels`` picks the channel dim (module docstring). Returns the
-    new model (in the original's train/eval mode) and a table of the sites.
+    ``sharing`` (layer, channel, neuron or group, whose ``groups=G`` the spec
+    names) overrides the family's parameter sharing; ``channels`` picks the
+    channel dim (module docstring). Returns the new model (in the original's
+    train/eval mode) and a table of the sites.
     """
     if channels not in CHANNELS:
         raise ActlabError(f"channels must be one of {', '.join(CHANNELS)}, got {channels!r}")
     spec = _with_sharing(spec, sharing)
-    make_activation(spec, Site())  # a bad spec fails before the dry run
+    # a bad spec fails before the dry run; a spec string without a site, whose width
+    # group sharing's G would have to divide
+    make_activation(spec, None if isinstance(spec, str) else Site())
     args = example_input if isinstance(example_input, tuple) else (example_input,)
     if not args or not all(isinstance(a, Tensor) for a in args):
         raise ActlabError("example_input must be a tensor or a tuple of tensors, the model's inputs")

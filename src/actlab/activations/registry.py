@@ -5,8 +5,8 @@ learnable (``slaf(degree=4)``) or an expression of the search grammar
 (``max(relu(x),cosh(elu(x)))``) — is created from a spec string here. A
 registered factory has the signature ``factory(site, **kwargs) -> nn.Module``,
 where ``site`` tells a learnable family how many channels or neurons its
-activation site has, so that it can keep parameters per layer, channel or
-neuron.
+activation site has, so that it can keep parameters per layer, channel,
+neuron or group of channels.
 """
 
 from __future__ import annotations
@@ -96,9 +96,11 @@ def _check_sizes(name: str, site: Site | None, kwargs: dict) -> None:
     if not 1 <= width <= MAX_WIDTH:
         raise SpecError(f"a site of width {width}; it must be between 1 and {MAX_WIDTH}")
     per_unit = max([int(v) for k, v in kwargs.items() if k in LIMITS and isinstance(v, int)] or [1])
-    if kwargs.get("sharing", "layer") != "layer" and width * per_unit > MAX_PARAMETERS:
+    groups = kwargs.get("groups")
+    sets = groups if kwargs.get("sharing") == "group" and isinstance(groups, int) else width
+    if kwargs.get("sharing", "layer") != "layer" and sets * per_unit > MAX_PARAMETERS:
         raise SpecError(f"{name} with sharing={kwargs['sharing']} on a site of width {width} would hold "
-                        f"{width * per_unit} parameters; the limit is {MAX_PARAMETERS}: use sharing=layer")
+                        f"{sets * per_unit} parameters; the limit is {MAX_PARAMETERS}: use sharing=layer")
 
 
 def _call_factory(name: str, factory: ActivationFactory, site: Site | None, kwargs: dict) -> nn.Module:

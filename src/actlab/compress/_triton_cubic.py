@@ -37,7 +37,8 @@ def _spline(x, coef_ptr, lo_ptr, hi_ptr, clamps_ptr, c, C, K, mask):
     lc = tl.load(clamps_ptr + 2 * c, mask=col, other=0.0)[None, :]
     uc = tl.load(clamps_ptr + 2 * c + 1, mask=col, other=0.0)[None, :]
     last = (K - 2) * 1.0
-    inv_h = tl.math.div_rn(1.0, hi - lo) * (last + 1.0)  # torch's (K-1) / t is reciprocal(t) * (K-1)
+    # torch's (K-1) / t is reciprocal(t) * (K-1); div_rn does not broadcast, hence a tile of ones
+    inv_h = tl.math.div_rn(tl.zeros_like(hi) + 1.0, hi - lo) * (last + 1.0)
     u = (x - lo) * inv_h
     f = tl.floor(u)
     f = tl.where(f > 0.0, f, 0.0)  # NaN > 0 is false: segment 0, an index in bounds

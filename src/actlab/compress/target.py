@@ -44,14 +44,16 @@ class Target:
 def per_channel_width(module: nn.Module, width: int, ndim: int) -> int:
     """How many distinct functions ``module`` applies along dim 1 at a site of ``width``.
 
-    Prefers the module's ``curve(xs)`` (shape (C, n) means per channel);
-    otherwise probes every channel with the same inputs and compares.
+    Prefers the module's ``curve(xs)`` (shape (C, n) means per channel; (G, n) with G
+    dividing the width, groups of channels, is C functions too: compressed forms keep a
+    table per channel); otherwise probes every channel with the same inputs and compares.
     """
     xs = torch.linspace(-4.0, 4.0, 33)
     if hasattr(module, "curve"):
         with torch.no_grad():
             values = module.curve(xs)
-        return values.shape[0] if values.ndim == 2 and values.shape[0] > 1 else 1
+        rows = values.shape[0] if values.ndim == 2 and values.shape[0] > 1 else 1
+        return width if 1 < rows < width and width % rows == 0 else rows
     if width <= 1:
         return 1
     values = Target(module, width, ndim)(xs.expand(width, -1).double())

@@ -2,7 +2,7 @@
 
 Every model takes an activation spec or factory and creates one activation
 module per activation site, so learnable activations get their own
-parameters per layer, channel or neuron.
+parameters per layer, channel, neuron or group of channels.
 """
 
 from actlab.models import cnn as _cnn  # noqa: F401  (each model file registers its model)

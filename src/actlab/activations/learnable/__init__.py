@@ -1,7 +1,7 @@
 """Learnable activation families: subnet, slaf, spline and rational (PAU).
 
-Each is registered by name, keeps its parameters per layer, channel or neuron
-(``sharing=``), starts as a fit of any activation (``init=relu``) and
+Each is registered by name, keeps its parameters per layer, channel, neuron or
+group of channels (``sharing=``, ``groups=``), starts as a fit of any activation (``init=relu``) and
 reports the fit error with ``fit_error()``. slaf, spline and rational use
 memory-lean custom autograd kernels (``_autograd``).
 """

@@ -1,5 +1,9 @@
 """The base class of the learnable families: sharing, dtypes, init fitting, curves.
 
+Group sharing (``_sharing``) keeps ``(G, ...)`` unit tensors while ``n_units``
+counts the C channels of the input; a family's ``_forward`` takes its unit
+tensors through ``_per_channel``, which repeats each group's row C/G times.
+
 The dtype policy, the same for every family: the output has the input's
 dtype. float32 and float64 inputs are computed in their own dtype, with the
 parameters cast on the fly where they differ (a float64 probe of a float32
@@ -23,12 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations.learnable import _fit
-from actlab.activations.learnable._sharing import unit_grid, ungrid
+from actlab.activations.learnable._sharing import check_groups, unit_grid, ungrid
 from actlab.errors import ActlabError, SpecError
 
 
 class LearnableActivation(nn.Module):
-    """An elementwise activation with ``(C, ...)`` parameters, C = 1 for layer sharing.
+    """An elementwise activation with ``(C, ...)`` parameters, C = 1 for layer sharing, G for groups.
 
     Subclasses set ``n_units`` and implement ``_fit_single(xs, ys)``, which fits
     one unit's parameters to the target values ``ys`` on points ``xs`` (float64)
@@ -45,14 +49,27 @@ class LearnableActivation(nn.Module):
         self.init_error: dict[str, float] = {}
         self.channel_dim = 1  # where the channels are in the input: 1 for (N, C, ...), -1 for (B, T, D)
         self.lazy_units = False  # per-channel sharing without a Site: the width comes from the first input
+        self.groups = 0  # sharing=group: G parameter sets for the n_units channels; 0 otherwise
 
-    def share(self, sharing: str, site, dim: int) -> LearnableActivation:
-        """Set the channel dim; without a site, per-channel units are made on the first input."""
+    def share(self, sharing: str, site, dim: int, groups: int | None = None) -> LearnableActivation:
+        """Set the channel dim and the groups (made with G units, the fit's); without a site,
+        per-channel units, or the channel count of G > 1 groups, come from the first input."""
         if not isinstance(dim, int) or isinstance(dim, bool):
             raise SpecError(f"dim must be an integer (1 for (N, C, ...), -1 for channels last), got {dim!r}")
         self.channel_dim = dim
-        self.lazy_units = sharing != "layer" and site is None
+        self.groups = int(groups) if sharing == "group" else 0
+        self.lazy_units = site is None and sharing != "layer" and self.groups != 1  # one group: layer sharing
+        if self.groups > 1 and site is not None:
+            self._grow(int(site.num_features))
         return self
+
+    def _per_channel(self, t: Tensor, dim: int = 0) -> Tensor:
+        """Unit tensor ``t`` with one row per channel along ``dim``: a group's row repeated
+        C/G times (differentiable, so each group's gradient is the sum over its channels)."""
+        rows = t.shape[dim]
+        if rows == self.n_units:
+            return t
+        return t.repeat_interleave(self.n_units // rows, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """``_forward`` with the channels moved to dim 1, in the dtype of the module docstring."""
@@ -128,12 +145,16 @@ class LearnableActivation(nn.Module):
     def _materialise(self, x):
         """One unit per channel of the first input: every unit starts as the fitted one."""
         if x.dim() < 2 or not -x.dim() <= self.channel_dim < x.dim():
-            raise SpecError(f"{self.family}(sharing=channel) needs inputs with a channel dim {self.channel_dim}, "
-                            f"got shape {tuple(x.shape)}")
+            raise SpecError(f"{self.family} with units per channel needs inputs with a channel dim "
+                            f"{self.channel_dim}, got shape {tuple(x.shape)}")
         self._grow(int(x.shape[self.channel_dim]))
 
     def _grow(self, width: int) -> None:
         self.lazy_units = False
+        if self.groups:  # the (G, ...) tensors stay; _per_channel repeats them to the width
+            check_groups(self.groups, width)
+            self.n_units = width
+            return
         if width == self.n_units:
             return
         for name, dim in self.unit_tensors.items():
@@ -148,8 +169,9 @@ class LearnableActivation(nn.Module):
         self.n_units = width
 
     def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
-        """A module whose units are made on the first input takes their number from a state_dict too."""
-        if self.lazy_units:
+        """A module whose units are made on the first input takes their number from a state_dict too
+        (not grouped ones: their (G, ...) tensors do not tell the channel count)."""
+        if self.lazy_units and not self.groups:
             for name, dim in self.unit_tensors.items():
                 t = state_dict.get(prefix + name)
                 if t is not None and getattr(self, name, None) is not None:
@@ -163,17 +185,21 @@ class LearnableActivation(nn.Module):
         return dict(self.init_error)
 
     def curve(self, xs: Tensor) -> Tensor:
-        """Values on 1-D ``xs``: (C, len) for per-unit parameters, else (len,).
+        """Values on 1-D ``xs``: (C, len) for per-unit parameters, (G, len) for groups, else (len,).
 
-        Evaluated in eval mode, so that a curve never updates running statistics.
+        Evaluated in eval mode, so that a curve never updates running statistics, and
+        without fixing a lazy module's width (it is evaluated at its current units).
         """
-        was_training = self.training
+        was_training, lazy = self.training, self.lazy_units
         self.eval()
+        self.lazy_units = False
         try:
             with torch.no_grad():
-                return ungrid(self(unit_grid(xs, self.n_units)), self.n_units)
+                y = ungrid(self(unit_grid(xs, self.n_units)), self.n_units)
+            return y[:: self.n_units // self.groups] if 1 < self.groups < self.n_units else y
         finally:
             self.train(was_training)
+            self.lazy_units = lazy
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -199,6 +225,9 @@ class LearnableActivation(nn.Module):
             for name, value in values.items():
                 target = tensors[name]
                 target.copy_(value.to(target.dtype).expand_as(target))
+
+    def _units_repr(self) -> str:
+        return f"units={self.n_units}" + (f", groups={self.groups}" if self.groups else "")
 
     def _dtype(self) -> torch.dtype:
         return next(iter(self.parameters())).dtype

@@ -1,4 +1,4 @@
-"""Parameter sharing: one parameter set per layer, per channel or per neuron.
+"""Parameter sharing: one parameter set per layer, per channel, per neuron or per group.
 
 A learnable activation keeps its parameters as ``(C, ...)`` tensors, ``C = 1``
 for ``sharing=layer``. Channels (conv sites) and neurons (dense sites) both
@@ -9,6 +9,14 @@ elsewhere, as in a transformer's (B, T, D); the module moves them to dim 1
 from the first input, and each unit starts as the fitted one. A column ``p[:, k]`` is viewed as
 ``(C, 1, ..., 1)`` to broadcast against ``(N, C, ...)`` inputs of any rank, or
 as a 0-d tensor for ``C = 1`` so that layer sharing accepts any shape.
+
+``sharing=group`` with ``groups=G`` is GR-KAN's grouping (Yang & Wang 2024,
+"Kolmogorov-Arnold Transformer", https://arxiv.org/abs/2409.10594): G contiguous
+groups of C/G channels with one parameter set each, held as ``(G, ...)`` tensors
+and repeated to ``(C, ...)`` per call, so that every kernel sees per-channel
+parameters and each group's gradient is the sum over its channels. ``groups=1``
+is layer sharing; ``groups=C`` is channel sharing. Without a ``Site``, C comes
+from the first input.
 """
 
 from __future__ import annotations
@@ -20,16 +28,31 @@ from actlab._registry import unknown_name_message
 from actlab.activations.sites import Site
 from actlab.errors import SpecError, UnknownNameError
 
-SHARING_MODES = ("layer", "channel", "neuron")
+SHARING_MODES = ("layer", "channel", "neuron", "group")
 
 
-def units(sharing: str, site: Site | None) -> int:
-    """How many parameter sets a site needs under ``sharing``."""
+def units(sharing: str, site: Site | None, groups: int | None = None) -> int:
+    """How many parameter sets a site needs under ``sharing``: G for ``sharing=group``."""
     if sharing not in SHARING_MODES:
         raise UnknownNameError(unknown_name_message("sharing mode", str(sharing), list(SHARING_MODES)))
-    if sharing == "layer" or site is None:  # without a site: made on the first input (lazy units)
-        return 1
-    return int(site.num_features)
+    if sharing != "group":
+        if groups is not None:
+            raise SpecError(f"groups={groups!r} needs sharing=group, got sharing={sharing}")
+        if sharing == "layer" or site is None:  # without a site: made on the first input (lazy units)
+            return 1
+        return int(site.num_features)
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise SpecError(f"sharing=group needs groups=G, a positive integer (the parameter sets), got {groups!r}")
+    if site is not None:
+        check_groups(groups, int(site.num_features))
+    return groups
+
+
+def check_groups(groups: int, width: int) -> None:
+    """G groups of C/G contiguous channels need G to divide C."""
+    if width % groups:
+        raise SpecError(f"sharing=group needs groups to divide the channels: groups={groups} "
+                        f"does not divide {width} channels")
 
 
 def bcast(col: Tensor, x: Tensor) -> Tensor:

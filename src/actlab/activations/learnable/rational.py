@@ -49,7 +49,7 @@ class Rational(LearnableActivation):
 
     def _forward(self, x: Tensor) -> Tensor:
         check_input(x, self.n_units)
-        return run(RationalFn, x, self.numerator, self.denominator)
+        return run(RationalFn, x, self._per_channel(self.numerator), self._per_channel(self.denominator))
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         a, b = sk_fit(xs[::2], ys[::2], self.numerator.shape[1] - 1, self.denominator.shape[1])
@@ -59,7 +59,7 @@ class Rational(LearnableActivation):
         return {"numerator": a.detach()[0], "denominator": b.detach()[0]}
 
     def extra_repr(self) -> str:
-        return f"units={self.n_units}, num={self.numerator.shape[1] - 1}, den={self.denominator.shape[1]}"
+        return f"{self._units_repr()}, num={self.numerator.shape[1] - 1}, den={self.denominator.shape[1]}"
 
 
 def sk_fit(xs: Tensor, ys: Tensor, m: int, n: int, rounds: int = 5) -> tuple[Tensor, Tensor]:
@@ -81,13 +81,15 @@ def sk_fit(xs: Tensor, ys: Tensor, m: int, n: int, rounds: int = 5) -> tuple[Ten
 
 
 @register_activation("rational", "pau")
-def rational(site: Site | None = None, /, num: int = 5, den: int = 4, sharing: str = "layer", dim: int = 1,
-             init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
-    """rational(num=5, den=4, sharing=layer, dim=1, init=relu, init_range=3): safe PAU."""
+def rational(site: Site | None = None, /, num: int = 5, den: int = 4, sharing: str = "layer",
+             groups: int | None = None, dim: int = 1, init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
+    """rational(num=5, den=4, sharing=layer, dim=1, init=relu, init_range=3): safe PAU.
+
+    ``sharing=group`` takes ``groups=G`` parameter sets (see ``_sharing``)."""
     for name, value in (("num", num), ("den", den)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SpecError(f"rational {name} must be a positive integer, got {value!r}")
-    module = Rational(units(sharing, site), num, den)
+    module = Rational(units(sharing, site, groups), num, den)
     module.initialise(str(init), init_range, (num, den))
-    module.share(sharing, site, dim)
+    module.share(sharing, site, dim, groups)
     return module

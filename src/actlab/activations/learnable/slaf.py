@@ -24,7 +24,8 @@ Stability, the choices made here:
   in eval, like BatchNorm. It couples the elements of a batch, so it uses
   plain autograd (``degree + 1`` saved tensors per site) instead of the lean
   kernel; the initial fit holds for the initial running statistics (mean 0,
-  variance 1).
+  variance 1). With ``sharing=group`` the statistics are a group's, over its channels
+  and the batch, like its coefficients.
 """
 
 from __future__ import annotations
@@ -91,19 +92,25 @@ class SLAF(LearnableActivation):
         check_input(x, self.n_units)
         if self.standardize:
             return self._standardized(x)
-        return run(SlafFn, x, self.coef, self.scale.to(x.dtype), self.relu_weight, self.dends.to(x.dtype),
-                   1.0 / self.range, self.basis_name)
+        return run(SlafFn, x, self._per_channel(self.coef), self.scale.to(x.dtype), self._relu_weight(),
+                   self.dends.to(x.dtype), 1.0 / self.range, self.basis_name)
+
+    def _relu_weight(self) -> Tensor | None:
+        return None if self.relu_weight is None else self._per_channel(self.relu_weight)
 
     def _standardized(self, x: Tensor) -> Tensor:
         """sum_k a_k (phi_k - mean_k) / std_k, evaluated as a plain slaf with coefficients
         coef_k / std_k minus a constant: the same tails (so +-inf meets no inf - inf between
-        terms) and the same kernels. Training takes the statistics of this batch's phi."""
-        n = self.coef.shape[1]
+        terms) and the same kernels. Training takes the statistics of this batch's phi, per
+        unit: a group's over its C/G channels, which dim 1 is split into."""
+        rows, n = self.coef.shape
         if self.training:
             phi = design(self.basis, x / self.range, n)
-            dims = [d for d in range(x.dim()) if not (self.n_units > 1 and d == 1)]
-            mean = phi.mean(dims).reshape(self.n_units, -1)
-            var = phi.var(dims, unbiased=False).reshape(self.n_units, -1)
+            if rows > 1:
+                phi = phi.unflatten(1, (rows, -1))
+            dims = [d for d in range(phi.dim() - 1) if not (rows > 1 and d == 1)]
+            mean = phi.mean(dims).reshape(rows, -1)
+            var = phi.var(dims, unbiased=False).reshape(rows, -1)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
@@ -114,9 +121,9 @@ class SLAF(LearnableActivation):
         coef = self.coef * inv_std
         scale = self.scale.to(coef.dtype)
         shift = (coef * scale * mean * mask).sum(-1)
-        out = run(SlafFn, x, coef, scale, self.relu_weight, self.dends.to(coef.dtype), 1.0 / self.range,
-                  self.basis_name)
-        return out - bcast(shift.to(out.dtype), x)
+        out = run(SlafFn, x, self._per_channel(coef), scale, self._relu_weight(), self.dends.to(coef.dtype),
+                  1.0 / self.range, self.basis_name)
+        return out - bcast(self._per_channel(shift).to(out.dtype), x)
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         n = self.coef.shape[1]
@@ -137,23 +144,25 @@ class SLAF(LearnableActivation):
         return {"relu_weight": float(self.relu_weight.detach().mean())}
 
     def extra_repr(self) -> str:
-        return (f"units={self.n_units}, degree={self.degree}, basis={self.basis_name}, range={self.range}, "
+        return (f"{self._units_repr()}, degree={self.degree}, basis={self.basis_name}, range={self.range}, "
                 f"hybrid={self.relu_weight is not None}, standardize={self.standardize}")
 
 
 @register_activation("slaf")
 def slaf(site: Site | None = None, /, degree: int = 4, basis: str = "monomial", hybrid: bool = False,
-         standardize: bool = False, range: float = 3.0, sharing: str = "layer", dim: int = 1, init: str = "relu",
-         init_range: float | list | None = None, momentum: float = 0.1) -> nn.Module:
-    """slaf(degree=4, basis=monomial, hybrid=false, standardize=false, range=3, sharing=layer, dim=1, init=relu)."""
+         standardize: bool = False, range: float = 3.0, sharing: str = "layer", groups: int | None = None,
+         dim: int = 1, init: str = "relu", init_range: float | list | None = None, momentum: float = 0.1) -> nn.Module:
+    """slaf(degree=4, basis=monomial, hybrid=false, standardize=false, range=3, sharing=layer, dim=1, init=relu).
+
+    ``sharing=group`` takes ``groups=G`` parameter sets (see ``_sharing``)."""
     if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
         raise SpecError(f"slaf degree must be a positive integer, got {degree!r}")
     if float(range) <= 0:
         raise SpecError(f"slaf range must be positive, got {range!r}")
     BASES.get(str(basis))
-    module = SLAF(units(sharing, site), degree, str(basis), bool(hybrid), bool(standardize), float(range),
+    module = SLAF(units(sharing, site, groups), degree, str(basis), bool(hybrid), bool(standardize), float(range),
                   float(momentum))
     module.initialise(str(init), range if init_range is None else init_range,
                       (degree, str(basis), bool(hybrid), bool(standardize), float(range)))
-    module.share(sharing, site, dim)
+    module.share(sharing, site, dim, groups)
     return module

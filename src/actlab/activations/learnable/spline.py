@@ -16,7 +16,8 @@ the mean and standard deviation of the inputs seen while calibrating (inside
 ``with module.calibrating():``, or the first ``calibrate_batches`` training
 batches with ``calibrate=true``) set the grid to mean +- ``calibrate_sigmas``
 std per unit; the values are then refitted by least squares so that the
-function stays the same on the new grid.
+function stays the same on the new grid. With ``sharing=group`` a group's grid
+takes the statistics of all its channels.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class Spline(LearnableActivation):
         if self._stats is not None or (self.calibrate_batches and self.training
                                        and int(self.calibrated_batches) < self.calibrate_batches):
             self._observe(x)
-        return spline_eval(x, self.values, self.lo.to(x.dtype), self.hi.to(x.dtype), self.order)
+        return spline_eval(x, self._per_channel(self.values), self._per_channel(self.lo).to(x.dtype),
+                           self._per_channel(self.hi).to(x.dtype), self.order)
 
     def regularization(self) -> Tensor:
         if self.tv == 0.0:
@@ -95,7 +97,7 @@ class Spline(LearnableActivation):
     @contextmanager
     def calibrating(self) -> Iterator[None]:
         """Collect input statistics inside the block; on exit, move the grid there."""
-        self._stats = self.lo.new_zeros(3, self.n_units, dtype=torch.float64)
+        self._stats = self.lo.new_zeros(3, self.lo.shape[0], dtype=torch.float64)
         try:
             yield
         finally:
@@ -108,6 +110,7 @@ class Spline(LearnableActivation):
         count = xd.numel() / self.n_units
         batch = torch.stack([xd.new_full((self.n_units,), count),
                              xd.sum(dims).reshape(-1), (xd * xd).sum(dims).reshape(-1)])
+        batch = batch.reshape(3, self.lo.shape[0], -1).sum(-1)  # a group's channels summed
         if self._stats is not None:
             self._stats += batch
             return
@@ -129,7 +132,7 @@ class Spline(LearnableActivation):
         with torch.no_grad():
             xs = torch.stack([_fit.grid(float(a), float(b)) for a, b in zip(lo, hi)], 1).to(lo.device)  # (L, C)
             ys = spline_eval(xs, self.values.double(), self.lo.double(), self.hi.double(), self.order)
-            designs = torch.stack([self._design(xs[:, c], lo[c], hi[c]) for c in range(self.n_units)])
+            designs = torch.stack([self._design(xs[:, c], lo[c], hi[c]) for c in range(len(lo))])
             values = _fit.lstsq(designs, ys.t())
             self.lo.copy_(lo)
             self.hi.copy_(hi)
@@ -145,15 +148,18 @@ class Spline(LearnableActivation):
         return {"values": _fit.lstsq(self._design(xs, self.lo[0].double(), self.hi[0].double()), ys)}
 
     def extra_repr(self) -> str:
-        return f"units={self.n_units}, knots={self.knots}, order={self.order}, tv={self.tv}"
+        return f"{self._units_repr()}, knots={self.knots}, order={self.order}, tv={self.tv}"
 
 
 @register_activation("spline")
 def spline(site: Site | None = None, /, knots: int = 32, range: float = 3.0, lo: float | None = None,
            hi: float | None = None, order: int = 1, tv: float = 0.0, calibrate: bool = False,
-           calibrate_batches: int = 10, calibrate_sigmas: float = 3.0, sharing: str = "layer", dim: int = 1,
-           init: str = "relu", init_range: float | list | None = None) -> nn.Module:
-    """spline(knots=32, range=3 | lo=, hi=, order=1|3, tv=0, calibrate=false, sharing=layer, dim=1, init=relu)."""
+           calibrate_batches: int = 10, calibrate_sigmas: float = 3.0, sharing: str = "layer",
+           groups: int | None = None, dim: int = 1, init: str = "relu",
+           init_range: float | list | None = None) -> nn.Module:
+    """spline(knots=32, range=3 | lo=, hi=, order=1|3, tv=0, calibrate=false, sharing=layer, dim=1, init=relu).
+
+    ``sharing=group`` takes ``groups=G`` parameter sets (see ``_sharing``)."""
     if order not in (1, 3):
         raise SpecError(f"spline order must be 1 (linear) or 3 (cubic), got {order!r}")
     least = 3 if order == 1 else 5
@@ -165,9 +171,9 @@ def spline(site: Site | None = None, /, knots: int = 32, range: float = 3.0, lo:
         raise SpecError(f"spline needs lo < hi, got lo={lo}, hi={hi}")
     if float(tv) < 0:
         raise SpecError(f"spline tv must be >= 0, got {tv!r}")
-    module = Spline(units(sharing, site), knots, lo, hi, order, float(tv), bool(calibrate),
+    module = Spline(units(sharing, site, groups), knots, lo, hi, order, float(tv), bool(calibrate),
                     int(calibrate_batches), float(calibrate_sigmas))
     module.initialise(str(init), [lo, hi] if init_range is None else init_range,
                       (knots, lo, hi, order))
-    module.share(sharing, site, dim)
+    module.share(sharing, site, dim, groups)
     return module

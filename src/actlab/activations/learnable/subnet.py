@@ -61,8 +61,11 @@ class Subnet(LearnableActivation):
     def _forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting():  # the fused kernel (depth 1, tanh or relu); TorchScript skips this
             act = fused_act(self.inner_spec, self.depth, self.hidden)
-            if act is not None and takes(x, self.n_units, self.w_in, self.b_in, self.w_out, self.b_out):
-                return SubnetFn.apply(x, self.w_in, self.b_in, self.w_out, self.b_out, act)
+            if act is not None:
+                w_in, b_in = self._per_channel(self.w_in), self._per_channel(self.b_in)
+                w_out, b_out = self._per_channel(self.w_out), self._per_channel(self.b_out)
+                if takes(x, self.n_units, w_in, b_in, w_out, b_out):
+                    return SubnetFn.apply(x, w_in, b_in, w_out, b_out, act)
             if torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type):
                 with torch.autocast(x.device.type, enabled=False):  # a float32 input keeps float32 matmuls
                     return self._at_infinity(x, self._broadcast(x))
@@ -77,11 +80,11 @@ class Subnet(LearnableActivation):
         bad = torch.isnan(y) & torch.isinf(x)
         if not bad.any():
             return y
-        lim = self.limits().to(y.dtype)
+        lim = self._per_channel(self.limits()).to(y.dtype)
         return _Replace.apply(y, bad, torch.where(x > 0, bcast(lim[:, 1], x), bcast(lim[:, 0], x)))
 
     def limits(self) -> Tensor:
-        """(units, 2): the function at -inf and +inf, in float64. Each pre-activation is
+        """(units, 2), (G, 2) for groups: the function at -inf and +inf, in float64. Each pre-activation is
         followed as a line a x + c; ``inner`` maps it to a line again: a constant where it
         saturates (or a = 0), else its own asymptote, measured at +-1e6 and +-2e6.
         Summed at the output: +-inf where the slope is not 0, else the constant."""
@@ -125,12 +128,14 @@ class Subnet(LearnableActivation):
         if x.dim() < 2 or x.shape[1] != self.n_units:
             raise ValueError(f"expected input with {self.n_units} channels on dim 1, got shape {x.shape}")
         view = self._view(x)
-        h = self.inner(torch.addcmul(self.b_in.view(view), x.unsqueeze(-1), self.w_in.view(view)))
+        w_in, b_in = self._per_channel(self.w_in), self._per_channel(self.b_in)
+        w_hidden, b_hidden = self._per_channel(self.w_hidden, 1), self._per_channel(self.b_hidden, 1)
+        h = self.inner(torch.addcmul(b_in.view(view), x.unsqueeze(-1), w_in.view(view)))
         for i in range(self.depth - 1):
             # (N, ..., C, 1, H) @ (C, H, H): each channel's own hidden matrix.
-            hc = torch.matmul(h.movedim(1, -2).unsqueeze(-2), self.w_hidden[i]).squeeze(-2)
-            h = self.inner(hc.movedim(-2, 1) + self.b_hidden[i].view(view))
-        return (h * self.w_out.view(view)).sum(-1) + self.b_out.view(view[:-1])
+            hc = torch.matmul(h.movedim(1, -2).unsqueeze(-2), w_hidden[i]).squeeze(-2)
+            h = self.inner(hc.movedim(-2, 1) + b_hidden[i].view(view))
+        return (h * self._per_channel(self.w_out).view(view)).sum(-1) + self._per_channel(self.b_out).view(view[:-1])
 
     def _fit_single(self, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
         single = Subnet(1, self.hidden, self.depth, self.inner_spec).double()
@@ -140,7 +145,7 @@ class Subnet(LearnableActivation):
         return {name: p.detach() for name, p in single.named_parameters()}
 
     def extra_repr(self) -> str:
-        return f"units={self.n_units}, hidden={self.hidden}, depth={self.depth}"
+        return f"{self._units_repr()}, hidden={self.hidden}, depth={self.depth}"
 
 
 class _Replace(torch.autograd.Function):
@@ -158,12 +163,15 @@ class _Replace(torch.autograd.Function):
 
 @register_activation("subnet")
 def subnet(site: Site | None = None, /, hidden: int = 8, depth: int = 1, inner: str = "tanh",
-           sharing: str = "layer", dim: int = 1, init: str = "relu", init_range: float | list = 3.0) -> nn.Module:
-    """subnet(hidden=8, depth=1, inner=tanh, sharing=layer, dim=1, init=relu, init_range=3)."""
+           sharing: str = "layer", groups: int | None = None, dim: int = 1, init: str = "relu",
+           init_range: float | list = 3.0) -> nn.Module:
+    """subnet(hidden=8, depth=1, inner=tanh, sharing=layer, dim=1, init=relu, init_range=3).
+
+    ``sharing=group`` takes ``groups=G`` parameter sets (see ``_sharing``)."""
     for name, value in (("hidden", hidden), ("depth", depth)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SpecError(f"subnet {name} must be a positive integer, got {value!r}")
-    module = Subnet(units(sharing, site), hidden, depth, str(inner))
+    module = Subnet(units(sharing, site, groups), hidden, depth, str(inner))
     module.initialise(str(init), init_range, (hidden, depth, str(inner)))
-    module.share(sharing, site, dim)
+    module.share(sharing, site, dim, groups)
     return module
