@@ -105,3 +105,27 @@ def test_a_compiled_step_on_the_triton_kernels_has_no_graph_break(device):
 def test_kernels_off_keeps_cuda_calls_on_the_reference():
     with kernel_device("interpret"), _cpp.kernels_disabled():
         assert not _kernels.usable(torch.zeros(4), torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", ["slaf(degree=4,sharing=channel)", "spline(knots=16)", "rational", "subnet(hidden=8)"])
+def test_bfloat16_under_autocast_runs_the_triton_kernels_in_float32(spec, device):
+    from actlab.activations import Site, make_activation
+
+    module = make_activation(spec, Site(3, "conv"))
+    x = torch.randn(2, 3, 5, 7).to(torch.bfloat16)
+    expected = module.double()(x.double()).to(torch.bfloat16)
+    module = module.float()
+    with kernel_device(device) as dev:
+        module, xd = module.to(dev), x.to(dev).requires_grad_()
+        calls, original = [], _kernels._ops
+        _kernels._ops = lambda t: calls.append(t.dtype) or original(t)
+        try:
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                y = module(xd)
+            y.float().sum().backward()
+        finally:
+            _kernels._ops = original
+    assert y.dtype == torch.bfloat16 and xd.grad.dtype == torch.bfloat16
+    assert calls and set(calls) == {torch.float32}
+    torch.testing.assert_close(y.cpu(), expected, rtol=1e-2, atol=1e-2)
