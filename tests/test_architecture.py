@@ -15,7 +15,7 @@ SRC = Path(actlab.__file__).parent
 # Lowest first. A module may import its own layer and the layers below; the parts
 # (compress, annealing, search) use the layers below them and not each other.
 LAYERS = [
-    {"errors", "_registry", "spec", "plots", "_console", "_cpp", "_triton", "_triton_lang"},  # the core: no layer of its own
+    {"errors", "_registry", "spec", "plots", "_console", "_cpp", "_devices", "_triton", "_triton_lang"},  # the core: no layer of its own
     {"data"},
     {"activations"},
     {"models"},

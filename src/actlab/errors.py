@@ -21,3 +21,8 @@ class UnknownNameError(ActlabError, KeyError):
 
 class SpecError(ActlabError, ValueError):
     """A malformed activation spec or expression, with the position of the fault."""
+
+
+class DeviceError(ActlabError, RuntimeError):
+    """An input on another device than a module's tensors, with the fix; a RuntimeError too,
+    as the torch error it replaces, so that code catching that still catches it."""

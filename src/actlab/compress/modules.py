@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab import _devices
 from actlab.compress import _fastpath, _kernel, _triton_path
 from actlab.compress._fastpath import flat_tail_clamps
 from actlab.errors import ActlabError
@@ -58,10 +59,9 @@ class _Compressed(nn.Module):
         return self.lo.numel()
 
     def _in_float32(self, x: Tensor) -> Tensor:
-        """A half input computed in float32 and rounded once (the formula in bfloat16 would
-        round the grid coordinate to 8 bits); not through ``__call__``, so hooks run once."""
-        if not x.is_floating_point():
-            raise ActlabError(f"{type(self).__name__} takes floating-point inputs, got {x.dtype}")
+        """A half input in float32, rounded once (in bfloat16 the grid coordinate would keep 8 bits),
+        not through ``__call__`` (hooks run once); another device or a non-float input: one line of error."""
+        _devices.check_input(type(self).__name__, x, self.lo, "buffers")
         return self.forward(x.float()).to(x.dtype)
 
     def _view(self, t: Tensor, x: Tensor) -> Tensor:
@@ -162,7 +162,7 @@ class PWLActivation(_Compressed):
                 y = _kernel.try_lookup(x, *self._kernel_args)
                 if y is not None:
                     return y
-        if x.dtype not in _OWN_DTYPES:
+        if x.dtype not in _OWN_DTYPES or x.device != self._kernel_args[1].device:
             return self._in_float32(x)
         if self.fast == "auto" and (y := _triton_path.pwl(x, *self._kernel_args)) is not None:
             return y  # CUDA, in training too
@@ -208,7 +208,7 @@ class CubicActivation(_Compressed):
         return self.coef.shape[1] + 1
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dtype not in _OWN_DTYPES:
+        if x.dtype not in _OWN_DTYPES or x.device != self.lo.device:
             return self._in_float32(x)
         if (y := _triton_path.cubic(x, self.coef, self.lo, self.hi, self.clamps)) is not None:
             return y  # CUDA, in training too
@@ -280,7 +280,7 @@ class PolyActivation(_Compressed):
         return self.coeffs.shape[1] - 1
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dtype not in _OWN_DTYPES:
+        if x.dtype not in _OWN_DTYPES or x.device != self.lo.device:
             return self._in_float32(x)
         lo, hi = self._view(self.lo.to(x.dtype), x), self._view(self.hi.to(x.dtype), x)
         u = (2 * x - lo - hi) / (hi - lo)

@@ -26,9 +26,10 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import Tensor, nn
 
+from actlab import _devices
 from actlab.activations.learnable import _fit
 from actlab.activations.learnable._sharing import check_groups, unit_grid, ungrid
-from actlab.errors import ActlabError, SpecError
+from actlab.errors import SpecError
 
 
 class LearnableActivation(nn.Module):
@@ -76,8 +77,9 @@ class LearnableActivation(nn.Module):
         if self.lazy_units:
             self._materialise(x)
         if not torch.jit.is_scripting():
-            # the one check of the common case: the input has the parameters' dtype
-            if x.dtype != next(iter(self._parameters.values())).dtype:
+            # the one check of the common case: the input has the parameters' dtype and device
+            p = next(iter(self._parameters.values()))
+            if x.dtype != p.dtype or x.device != p.device:
                 return self._forward_cast(x)
         return self._forward_channels(x)
 
@@ -100,9 +102,9 @@ class LearnableActivation(nn.Module):
 
     @torch.jit.unused
     def _forward_cast(self, x):
-        """An input of another dtype than the parameters: computed as the module docstring says."""
-        if not x.is_floating_point():
-            raise ActlabError(f"{self.family} takes floating-point inputs, got {x.dtype}")
+        """An input of another dtype than the parameters: computed as the module docstring says
+        (another device, or a non-float input, is one line of error)."""
+        _devices.check_input(self.family, x, next(iter(self._parameters.values())))
         dtype = torch.float32 if x.dtype.itemsize < 4 else x.dtype
         no_autocast = (torch.autocast(x.device.type, enabled=False)
                        if torch.amp.is_autocast_available(x.device.type) else nullcontext())
