@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, fx, nn
 
+from actlab import _devices
 from actlab.activations._convert_graph import FUNCTIONS, METHODS, Tracer, convert_graph, first_line, functional_type
 from actlab.activations.registry import make_activation
 from actlab.activations.sites import Site
@@ -126,7 +127,7 @@ def convert(
     ``sharing`` (layer, channel, neuron or group, whose ``groups=G`` the spec
     names) overrides the family's parameter sharing; ``channels`` picks the
     channel dim (module docstring). Returns the new model (in the original's
-    train/eval mode) and a table of the sites.
+    train/eval mode, on its device) and a table of the sites.
     """
     if channels not in CHANNELS:
         raise ActlabError(f"channels must be one of {', '.join(CHANNELS)}, got {channels!r}")
@@ -138,7 +139,11 @@ def convert(
     if not args or not all(isinstance(a, Tensor) for a in args):
         raise ActlabError("example_input must be a tensor or a tuple of tensors, the model's inputs")
     types = tuple(types)
-    new, table = _convert(model, spec, args, types, channels, share_reused)
+    # the dry run and the new activations on the model's device (CUDA, or meta for shapes only)
+    device = _devices.of(model, default=args[0].device)
+    new, table = _convert(model, spec, tuple(a.to(device) for a in args), types, channels, share_reused)
+    for site in table:
+        new.get_submodule(site.name).to(device)
     # What actlab.save stores to replay this call on a fresh model (plain data: see compress.saving).
     new._actlab_convert = {
         "spec": spec, "types": [f"{t.__module__}:{t.__qualname__}" for t in types],

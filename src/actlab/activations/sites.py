@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules import batchnorm, conv, dropout, padding, pooling
 
+from actlab import _devices
+
 
 @dataclass(frozen=True)
 class Site:
@@ -45,13 +47,15 @@ def activation_sites(model: nn.Module) -> dict[str, nn.Module]:
 
 @torch.no_grad()
 def curve(module: nn.Module, xs: Tensor) -> Tensor:
-    """Values of an activation on 1-D ``xs``: (C, len) for per-channel shapes, else (len,)."""
+    """Values of an activation on 1-D ``xs``: (C, len) for per-channel shapes, else (len,);
+    evaluated on the module's device (a model on CUDA), returned on ``xs``'s."""
+    at = xs.to(_devices.of(module, default=xs.device))
     if hasattr(module, "curve"):
-        return module.curve(xs).detach()
+        return module.curve(at).detach().to(xs.device)
     was_training = module.training
     module.eval()
     try:
-        return module(xs).detach()
+        return module(at).detach().to(xs.device)
     finally:
         module.train(was_training)
 

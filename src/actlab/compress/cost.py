@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules import conv
 
+from actlab import _devices
 from actlab.activations.flops import flops_per_element
 from actlab.activations.sites import find_activations
 
@@ -52,8 +53,8 @@ def layer_flops(module: nn.Module, x: Tensor, y: Tensor) -> float:
 
 
 def model_cost(model: nn.Module, sample: Tensor) -> ModelCost:
-    """FLOPs per sample of ``model`` on ``sample`` (a batch): Linear/Conv layers and
-    activation sites; other layers (norms, pooling) are not counted."""
+    """FLOPs per sample of ``model`` on ``sample`` (a batch, moved to the model's device):
+    Linear/Conv layers and activation sites; other layers (norms, pooling) are not counted."""
     sites = {id(m): n for n, m in find_activations(model).items()}
     modules = {id(m): m for m in model.modules()}
     layers = [0.0]
@@ -72,7 +73,7 @@ def model_cost(model: nn.Module, sample: Tensor) -> ModelCost:
                if id(m) in sites or isinstance(m, (nn.Linear, conv._ConvNd))]
     try:
         with torch.no_grad():
-            model(sample)
+            model(sample.to(_devices.of(model, default=sample.device)))
     finally:
         for h in handles:
             h.remove()
@@ -88,20 +89,25 @@ def model_cost(model: nn.Module, sample: Tensor) -> ModelCost:
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...] = (1, 256),
                     repeats: int = 20, warmup: int = 3) -> dict[int, float]:
-    """Median seconds per forward call of ``model`` in eval mode under ``torch.inference_mode``."""
+    """Median seconds per forward call of ``model`` in eval mode under ``torch.inference_mode``, on
+    the model's device (on CUDA each call is timed to its end: launches are asynchronous)."""
+    device = _devices.of(model)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     was_training = model.training
     model.eval()
     result = {}
     try:
         with torch.inference_mode():
             for batch in batch_sizes:
-                x = torch.randn(batch, *input_shape)
+                x = torch.randn(batch, *input_shape).to(device)
                 for _ in range(warmup):
                     model(x)
                 times = []
                 for _ in range(repeats):
+                    sync()
                     start = time.perf_counter()
                     model(x)
+                    sync()
                     times.append(time.perf_counter() - start)
                 result[batch] = statistics.median(times)
     finally:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from actlab import _devices
 from actlab.compress.fit import _rows
 
 STRESS = 2.0
@@ -52,7 +53,8 @@ def site_changes(target, module: nn.Module, rows: Tensor) -> tuple[Change, Chang
 
 @torch.no_grad()
 def model_changes(original: nn.Module, compressed: nn.Module, batches: list[Tensor]) -> dict[str, Change]:
-    """{"calibration": ..., "stress": ...}: output change and prediction agreement of the whole model."""
+    """{"calibration": ..., "stress": ...}: output change and prediction agreement of the whole model
+    (each model run on its own device)."""
     result = {}
     modes = original.training, compressed.training
     original.eval()
@@ -62,10 +64,11 @@ def model_changes(original: nn.Module, compressed: nn.Module, batches: list[Tens
             before, after = [], []
             for batch in batches:
                 x = batch * scale if batch.is_floating_point() else batch
-                a, b = original(x), compressed(x)
+                a = original(x.to(_devices.of(original, default=x.device)))
+                b = compressed(x.to(_devices.of(compressed, default=x.device)))
                 if isinstance(a, Tensor) and isinstance(b, Tensor):
-                    before.append(a.detach())
-                    after.append(b.detach())
+                    before.append(a.detach().cpu())
+                    after.append(b.detach().cpu())
             if not before:
                 continue
             a, b = torch.cat([t.reshape(t.shape[0], -1) if t.ndim else t.reshape(1, 1) for t in before]), \

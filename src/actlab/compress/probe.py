@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab import _devices
+
 PROBES = 4  # input elements perturbed one at a time; a mixing module fails on the first
 
 
@@ -66,7 +68,8 @@ def _check(module: nn.Module, x: Tensor, seed: int) -> str | None:
 
 
 def first_inputs(model: nn.Module, sites: dict[str, nn.Module], batch: Tensor) -> dict[str, Tensor]:
-    """The input each site module sees first when ``model`` runs on ``batch`` (before any inplace change)."""
+    """The input each site module sees first when ``model`` runs on ``batch`` (before any inplace change),
+    run on the model's device."""
     seen: dict[int, Tensor] = {}
     handles = []
     for module in {id(m): m for m in sites.values()}.values():
@@ -79,7 +82,7 @@ def first_inputs(model: nn.Module, sites: dict[str, nn.Module], batch: Tensor) -
     model.eval()
     try:
         with torch.no_grad():
-            model(batch)
+            model(batch.to(_devices.of(model, default=batch.device)))
     finally:
         for h in handles:
             h.remove()

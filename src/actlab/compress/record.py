@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab import _devices
 from actlab.errors import ActlabError
 
 
@@ -73,7 +74,7 @@ def record_inputs(
     """Run ``model`` on ``batches`` and sample the inputs of each module in ``sites``.
 
     A module used at several places in the model (a shared instance) pools
-    the inputs of all its uses.
+    the inputs of all its uses. Batches run on the model's device, one at a time.
     """
     samples: dict[str, InputSample] = {}
     by_module: dict[int, InputSample] = {}
@@ -89,7 +90,7 @@ def record_inputs(
     try:
         with torch.no_grad():
             for batch in batches:
-                model(batch)
+                model(batch.to(_devices.of(model, default=batch.device)))
     finally:
         for h in handles:
             h.remove()

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from actlab import _devices
 from actlab.activations.convert import convert
 from actlab.compress.modules import CubicActivation, PolyActivation, PWLActivation
 from actlab.compress.moved import ChannelsMoved
@@ -80,11 +81,15 @@ def save(model: nn.Module, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, model: nn.Module | Callable[[], nn.Module]) -> nn.Module:
+def load(path: str | Path, model: nn.Module | Callable[[], nn.Module],
+         device: str | torch.device | None = None) -> nn.Module:
     """Rebuild a model saved by :func:`save` on ``model``, a fresh instance of the original architecture.
 
-    The file is read with ``torch.load(weights_only=True)``: it holds no code.
+    The file is read with ``torch.load(weights_only=True)``: it holds no code. Its tensors are read
+    onto the CPU, wherever they were saved from (a model saved on CUDA loads without one); the
+    model comes back on ``device``, by default the device of the ``model`` given.
     """
+    where = _devices.resolve(device)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -95,6 +100,9 @@ def load(path: str | Path, model: nn.Module | Callable[[], nn.Module]) -> nn.Mod
         raise ActlabError(f"{path} was not written by actlab.save")
     if not isinstance(model, nn.Module):
         model = model()
+    if where is not None:
+        model.to(where)
+    where = _devices.of(model)
     info = payload["convert"]
     if info is not None:
         example = tuple(torch.zeros(shape, dtype=getattr(torch, dtype))
@@ -108,6 +116,7 @@ def load(path: str | Path, model: nn.Module | Callable[[], nn.Module]) -> nn.Mod
             continue
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent), attr, module)
+    model.to(where)  # the compressed forms, rebuilt on the CPU
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
 
+from actlab import _devices
 from actlab.activations.fixed import HardSigmoid
 from actlab.activations.sites import find_activations
 from actlab.compress.fidelity import Change, model_changes, site_changes
@@ -128,12 +129,15 @@ def compress_model(
     its end segments. Returns the new model (the original is untouched) and a
     report per site, with the output change on the calibration data and on the
     stress set (inputs times 2), per site and for the model (``report.model``).
+    Calibration runs on the model's device (batches moved there one at a time); the forms
+    are fitted on the CPU and put in place on that device.
     """
     spec = CompressSpec.of(method, knots, degree, tolerance)
     if tails not in ("target", "edge"):
         raise ActlabError(f"tails must be 'target' or 'edge', got {tails!r}")
     batches = _batches(calibration)
     new = copy.deepcopy(model)
+    device = _devices.of(new, default=batches[0].device)
     chosen = {n: m for n, m in find_activations(new).items() if select(m) and not (skip and skip(n, m))}
     reports = CompressReport()
     probes = first_inputs(new, chosen, batches[0])
@@ -149,6 +153,7 @@ def compress_model(
             done[id(module)] = _compress_site(name, module, samples[name], spec,
                                               percentiles, least_squares, fast, tails == "target")
         replacement, report = done[id(module)]
+        replacement.to(device)
         reports.append(SiteReport(**{**report.as_dict(), "name": name}))
         if name == "":
             new = replacement

@@ -45,8 +45,8 @@ POINTS = 64
 
 def linear_beyond(module: nn.Module) -> tuple[Tensor, Tensor] | None:
     """Per-channel (a, b) such that ``module`` is affine below a and above b, or None if unknown."""
-    if isinstance(module, Spline):
-        return module.lo.detach().double(), module.hi.detach().double()
+    if isinstance(module, Spline):  # on the CPU, where ranges and fits are computed, wherever the model is
+        return module.lo.detach().cpu().double(), module.hi.detach().cpu().double()
     if isinstance(module, SLAF) and not module.basis.periodic:
         r = torch.full((module.n_units,), module.range, dtype=torch.float64)
         return -r, r
@@ -84,7 +84,8 @@ def exact_form(module: nn.Module, method: str, fast: str = "auto") -> nn.Module 
     """The compressed form that equals ``module`` everywhere, or None: splines reuse their knots."""
     if not isinstance(module, Spline):
         return None
-    values, lo, hi = module.values.detach().double(), module.lo.detach(), module.hi.detach()
+    # built on the CPU like every fit (compress_model moves the replacement to the model's device)
+    values, lo, hi = module.values.detach().cpu().double(), module.lo.detach().cpu(), module.hi.detach().cpu()
     if module.order == 1 and method == "pwl":
         return PWLActivation(values.float(), lo, hi, fast=fast)
     if module.order == 3 and method == "cubic":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from actlab.activations.sites import curve
+
 
 class Target:
     """``target(xs)`` with xs of shape (C, n) returns the (C, n) float64 values.
@@ -51,7 +53,7 @@ def per_channel_width(module: nn.Module, width: int, ndim: int) -> int:
     xs = torch.linspace(-4.0, 4.0, 33)
     if hasattr(module, "curve"):
         with torch.no_grad():
-            values = module.curve(xs)
+            values = curve(module, xs)  # on the module's device
         rows = values.shape[0] if values.ndim == 2 and values.shape[0] > 1 else 1
         return width if 1 < rows < width and width % rows == 0 else rows
     if width <= 1:

@@ -55,7 +55,8 @@ def add_plot_command(sub: argparse._SubParsersAction) -> None:
 
 def _compress(args: argparse.Namespace) -> None:
     out = compress_run(args.workdir, args.run, method=args.method, knots=args.knots, tolerance=args.tolerance,
-                       degree=args.degree, latency=not args.no_latency, onnx=args.onnx, tails=args.tails)
+                       degree=args.degree, latency=not args.no_latency, onnx=args.onnx, tails=args.tails,
+                       device=args.device)
     console = make_console()
     console.print(format_report(out["sites"]))
     table = Table(title=f"{out['activation']} (run {out['run_id']}, from {out['original']})")
@@ -87,6 +88,8 @@ def add_compress_command(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--degree", type=int, help=f"degree of poly (default {DEFAULT_DEGREE})")
     size.add_argument("--tolerance", type=float, help="max error over the range; picks the smallest size")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--device", help="where the model is calibrated, evaluated and timed, e.g. cuda (default: the "
+                   "CPU)")
     p.add_argument("--onnx", metavar="PATH", help="also write the compressed model as ONNX (standard operators)")
     p.add_argument("--tails", choices=("target", "edge"), default="target",
                    help="beyond the calibration range, continue along the original's own tail lines, or along "

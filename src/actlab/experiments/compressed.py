@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from actlab import _devices
 from actlab.activations.sites import activation_curves
 from actlab.compress import CompressSpec, compress_model, export_onnx, measure_latency, model_cost, onnx_session
 from actlab.experiments.runs import load_run
@@ -41,17 +42,20 @@ def compress_run(
     latency: bool = True,
     onnx: str | Path | None = None,
     tails: str = "target",
+    device: str | None = None,
 ) -> dict:
     """Compress the model of run ``ref`` and store it as a derived run; returns a summary row.
 
     Without a size or tolerance, the default size of ``method`` (:class:`CompressSpec`). With
     ``onnx``, the compressed model is also written there as ONNX of standard operators
     (:func:`actlab.compress.export_onnx`), and ONNX Runtime's logits on the test set are
-    compared with PyTorch's (``onnx_max_abs_diff`` in the row)."""
+    compared with PyTorch's (``onnx_max_abs_diff`` in the row). ``device`` (e.g. ``"cuda"``) is
+    where the model is calibrated, evaluated and timed (the latencies are that device's)."""
+    where = _devices.resolve(device)  # a typo or a machine without CUDA: one line before any work
     spec = CompressSpec.of(method, knots, degree, tolerance, default=True)
     store = RunStore(workdir, create=False)
     trained = load_run(store, ref)
-    run, data, model = trained.run, trained.data, trained.model
+    run, data, model = trained.run, trained.data, trained.model.to(where or "cpu")
     cfg = run["config"]
     compressed, reports = compress_model(model, **spec.kwargs(), calibration=data.train.x[:calibration_size],
                                          tails=tails)
@@ -71,7 +75,7 @@ def compress_run(
     store.put_artifact(rid, "curves_after", activation_curves(compressed))
     store.finish_run(rid, "done", test=after, info=info)
     store.close()
-    exported = _export(compressed, onnx, data.test.x) if onnx is not None else {}
+    exported = _export(compressed.cpu(), onnx, data.test.x) if onnx is not None else {}  # ONNX Runtime on the CPU
     return exported | {"run_id": rid, "original": run["run_id"], "activation": derived["activation"],
                        "test_acc": after["acc"], "original_test_acc": before["acc"],
                        "delta_pp": 100 * (after["acc"] - before["acc"]), "sites": reports} | {

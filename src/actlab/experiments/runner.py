@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from actlab import _devices
 from actlab.activations.sites import activation_curves
 from actlab.data import load_dataset_spec
 from actlab.experiments.config import ExperimentConfig, import_plugin
@@ -58,13 +59,7 @@ def run_experiment(cfg: ExperimentConfig, workdir: str | Path, progress: bool = 
     seeds itself, so the results equal a sequential run's at the same thread count.
     ``device`` (e.g. ``"cuda"``) is where each run trains; it is not part of the run's config.
     """
-    if device is not None:
-        try:
-            kind = torch.device(device).type
-        except RuntimeError:
-            raise ActlabError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1)") from None
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ActlabError(f"device {device!r} was asked for, but this torch sees no CUDA device")
+    _devices.resolve(device)  # a typo or a machine without CUDA: one line before any run starts
     store = RunStore(workdir)
     configs = grid(cfg)
     store.enqueue(cfg.name, configs)
@@ -172,9 +167,12 @@ def _ray_tasks(workdir: Path, experiment: str, n: int, address: str | None, thre
     if started:
         ray.init(address=address, num_cpus=None if address else n, include_dashboard=False,
                  log_to_driver=False, ignore_reinit_error=True)
-    task = ray.remote(num_cpus=1)(worker_main)
-    refs = [task.remote(str(workdir), experiment, threads, True, device) for _ in range(n)]
+    where, refs = _devices.resolve(device), []
     try:
+        gpus = _devices.ray_gpus(where, n, ray.cluster_resources().get("GPU", 0))
+        task = ray.remote(num_cpus=1, num_gpus=gpus)(worker_main)
+        refs = [task.remote(str(workdir), experiment, threads, True, _devices.ray_task_device(where))
+                for _ in range(n)]
         yield lambda: bool(ray.wait(refs, num_returns=len(refs), timeout=0)[1])
         ray.get(refs)  # a task's error surfaces here
     finally:

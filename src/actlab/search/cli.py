@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> None:
     counts = run_search(args.workdir, args.budget, strategy=args.strategy, surrogate=args.surrogate,
                         features=args.features, epsilon=args.epsilon, seed=args.seed, workers=args.workers,
                         ray=args.ray, ray_address=args.ray_address, num_cpus=args.num_cpus,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, device=args.device)
     print(", ".join(f"{k} {v}" for k, v in counts.items() if k != "queued"))
     _best(argparse.Namespace(workdir=args.workdir, k=5))
 
@@ -103,6 +103,8 @@ def add_search_command(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--ray", action="store_true", help="train on a local Ray instance")
     where.add_argument("--ray-address", help="train on the Ray cluster at this address")
     c.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: 1)")
+    c.add_argument("--device", help="where functions train, e.g. cuda (default: the CPU; Fisher features stay "
+                   "on the CPU)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(fn=_run)
 

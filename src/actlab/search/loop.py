@@ -14,6 +14,7 @@ trains more; a diverged function scores :data:`DIVERGED_SCORE` for the surrogate
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -26,6 +27,7 @@ import numpy as np
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from actlab import _devices
 from actlab._registry import Registry
 from actlab.errors import ActlabError
 from actlab.search.replay import BASELINES
@@ -173,11 +175,12 @@ class Processes:
 
 
 def make_backend(workdir: Path, evaluator: Evaluator, workers: int = 1, ray: bool = False,
-                 ray_address: str | None = None, num_cpus: int | None = None):
+                 ray_address: str | None = None, num_cpus: int | None = None, device=None):
     if ray or ray_address:
         from actlab.search.ray_backend import RayBackend
 
-        return RayBackend(workdir, evaluator, address=ray_address, num_cpus=num_cpus or max(workers, 1))
+        return RayBackend(workdir, evaluator, address=ray_address, num_cpus=num_cpus or max(workers, 1),
+                          device=device)
     if workers < 0:
         raise ActlabError(f"workers must be >= 0 (0: train in this process), got {workers}")
     return InProcess(workdir, evaluator) if workers == 0 else Processes(workdir, evaluator, workers)
@@ -197,8 +200,17 @@ def init_search(workdir: str | Path, **settings: object) -> SearchState:
 def run_search(workdir: str | Path, budget: int, *, strategy: str = "surrogate", surrogate: str = "umap_knn",
                features: str = "both", epsilon: float = 0.0, seed: int = 0, workers: int = 1, ray: bool = False,
                ray_address: str | None = None, num_cpus: int | None = None, evaluator: Evaluator = train_function,
-               progress: bool = True) -> dict[str, int]:
-    """Search until ``budget`` functions (baselines included) are finished; returns the status counts."""
+               progress: bool = True, device: str | None = None) -> dict[str, int]:
+    """Search until ``budget`` functions (baselines included) are finished; returns the status counts.
+
+    ``device`` (e.g. ``"cuda"``) is where every function trains, in whichever worker: the
+    evaluator gets it as its keyword ``device``. Like a run's device it is no search setting,
+    and the Fisher features are computed on the CPU (stored once, the same on every machine).
+    """
+    where = _devices.resolve(device)  # a typo or a machine without CUDA: one line before anything starts
+    if where is not None:  # a partial pickles: spawned and Ray workers get it; a Ray task's GPU is its only one
+        evaluator = functools.partial(evaluator, device=_devices.ray_task_device(where) if ray or ray_address
+                                      else str(where))
     if budget <= 0:
         raise ActlabError(f"budget must be a positive number of trainings, got {budget}")
     factory = STRATEGIES.get(strategy)
@@ -209,7 +221,7 @@ def run_search(workdir: str | Path, budget: int, *, strategy: str = "surrogate",
     names = state.names()
     baselines = list(dict.fromkeys(state.representative(b) for b in BASELINES))
     state.enqueue(baselines[: max(0, budget - _asked(state))], "baseline")
-    backend = make_backend(state.workdir, evaluator, workers, ray, ray_address, num_cpus)
+    backend = make_backend(state.workdir, evaluator, workers, ray, ray_address, num_cpus, where)
     columns = (TextColumn(f"{strategy} search"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.description}"))
     try:

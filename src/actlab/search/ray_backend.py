@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from actlab import _devices
 from actlab.errors import ActlabError
 from actlab.search.state import Claim, Outcome, SearchSettings, SearchState, worker_id
 from actlab.search.workers import Evaluator, evaluate
@@ -24,10 +25,11 @@ def _task(expr: str, settings: SearchSettings, evaluator: Evaluator, threads: in
 
 
 class RayBackend:
-    """Up to one task per CPU of the Ray instance in flight."""
+    """Up to one task per CPU of the Ray instance in flight; on a CUDA ``device`` (a
+    ``torch.device``) each asks for its share of the cluster's GPUs (``_devices.ray_gpus``)."""
 
     def __init__(self, workdir: Path, evaluator: Evaluator, address: str | None = None, num_cpus: int = 1,
-                 threads: int = 1) -> None:
+                 threads: int = 1, device=None) -> None:
         try:
             import ray
         except ImportError:
@@ -43,7 +45,13 @@ class RayBackend:
             except ConnectionError as exc:
                 raise ActlabError(f"cannot join the Ray cluster at {address}: {exc}") from None
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-        self.remote = ray.remote(num_cpus=threads, max_retries=0)(_task)
+        try:
+            gpus = _devices.ray_gpus(device, self.capacity, ray.cluster_resources().get("GPU", 0))
+        except ActlabError:
+            if self.owns:
+                ray.shutdown()
+            raise
+        self.remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(_task)
         self.worker = worker_id("ray-driver")
         self.inflight: dict[object, Claim] = {}
         self.last_beat = time.time()

@@ -41,11 +41,12 @@ def model_for(expr: str, settings: SearchSettings):
         return make_model(settings.model, data.input_shape, data.num_classes, activation=expr), data
 
 
-def train_function(expr: str, settings: SearchSettings) -> Outcome:
-    """Train once with a fixed seed; a non-finite loss or accuracy makes the outcome ``diverged``."""
+def train_function(expr: str, settings: SearchSettings, device: str | None = None) -> Outcome:
+    """Train once with a fixed seed (on ``device``, default the CPU); a non-finite loss or
+    accuracy makes the outcome ``diverged``."""
     model, data = model_for(expr, settings)
     cfg = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed)
-    res = train_run(model, data, cfg)
+    res = train_run(model, data, cfg, device=device)
     if res.status == "diverged":
         return Outcome("diverged", train_time=res.train_time, diverged_epoch=res.diverged_epoch)
     last = res.history[-1]

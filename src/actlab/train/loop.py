@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from actlab.errors import ActlabError
+from actlab import _devices
 from actlab.data.base import DatasetSplits, Split
 from actlab.train.config import LR_SCHEDULES, TrainConfig
 from actlab.train.metrics import classification_metrics
@@ -70,7 +70,7 @@ def _set_progress(modules: list[nn.Module], step: int, epoch: float) -> None:
 def evaluate(model: nn.Module, split: Split, num_classes: int, batch_size: int = 1000) -> dict[str, float]:
     """Loss, accuracy and macro precision/recall/F1 of ``model`` on a split (on the model's device)."""
     model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = _devices.of(model)
     losses, preds = [], []
     for i in range(0, len(split), batch_size):
         y = split.y[i : i + batch_size].to(device)
@@ -103,10 +103,8 @@ def train_run(
     continues at the next epoch, with the same results as a run never stopped.
     ``device`` (e.g. ``"cuda"``) moves the model there and each batch as it is used.
     """
+    device = _devices.resolve(device)
     if device is not None:
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ActlabError("device 'cuda' was asked for, but this torch sees no CUDA device")
         model.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(_param_groups(model, cfg.lr))
