@@ -88,7 +88,31 @@ def isa() -> str:
     return "avx2" if capability == "AVX2" else "base"
 
 
-class CppLibrary:
+class LoadedOnce:
+    """Kernels made ready once per process (built, imported), thread-safely: :meth:`load` is True
+    once that worked, and False for good, after one warning from ``_try_load``, when it did not."""
+
+    def __init__(self) -> None:
+        self._ok: bool | None = None  # None: not tried yet
+        self._lock = threading.Lock()  # two threads' first calls must not build twice
+        self.error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._ok)
+
+    def load(self) -> bool:
+        if self._ok is None:
+            with self._lock:
+                if self._ok is None:
+                    self._try_load()
+        return self._ok
+
+    def _try_load(self) -> None:
+        raise NotImplementedError
+
+
+class CppLibrary(LoadedOnce):
     """C++ sources, built into one shared library on the first :meth:`load`.
 
     ``on_load`` runs once after a successful build, e.g. to register the fake
@@ -101,26 +125,13 @@ class CppLibrary:
     def __init__(self, name: str, sources: list[Path], on_load: Callable[[], None] | None = None, *,
                  python_module: bool = False, cflags: list[str] | None = None,
                  fallback: str = "the slower PyTorch implementation") -> None:
+        super().__init__()
         self.name, self.sources, self.on_load = name, sources, on_load
         self.python_module, self.cflags, self.fallback = python_module, cflags, fallback
-        self._ok: bool | None = None  # None: not tried yet
-        self._lock = threading.Lock()  # two threads' first calls must not build twice
-        self.error: str | None = None
         self.module = None
 
-    @property
-    def loaded(self) -> bool:
-        return bool(self._ok)
-
-    def load(self) -> bool:
-        """Build (or load the cached build) once; False, after one warning, when that fails."""
-        if self._ok is None:
-            with self._lock:
-                if self._ok is None:
-                    self._try_build()
-        return self._ok
-
-    def _try_build(self) -> None:
+    def _try_load(self) -> None:
+        """Build (or load the cached build); on failure the reference runs after one warning."""
         try:
             self._build()
             self._ok = True

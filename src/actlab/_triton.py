@@ -30,7 +30,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from actlab._cpp import env_enables
+from actlab._cpp import LoadedOnce, env_enables
 
 CPU_VAR = "ACTLAB_TRITON_CPU"
 BLOCK = 1024  # elements per program: memory-bound kernels want a few thousand bytes in flight
@@ -94,7 +93,7 @@ def ensure_interpreter() -> None:
     os.environ["TRITON_INTERPRET"] = "1"
 
 
-class TritonLibrary:
+class TritonLibrary(LoadedOnce):
     """Python modules of Triton kernels that register ``actlab_triton`` operators, imported once.
 
     Like :class:`actlab._cpp.CppLibrary`: :meth:`load` is True once every module imported, and
@@ -102,24 +101,11 @@ class TritonLibrary:
     """
 
     def __init__(self, name: str, modules: list[str]) -> None:
+        super().__init__()
         self.name, self.modules = name, modules
-        self._ok: bool | None = None
-        self._lock = threading.Lock()
-        self.error: str | None = None
         _LIBRARIES.append(self)
 
-    @property
-    def loaded(self) -> bool:
-        return bool(self._ok)
-
-    def load(self) -> bool:
-        if self._ok is None:
-            with self._lock:
-                if self._ok is None:
-                    self._try_import()
-        return self._ok
-
-    def _try_import(self) -> None:
+    def _try_load(self) -> None:
         if not importable():
             self._ok, self.error = False, "triton is not installed"
         else:
