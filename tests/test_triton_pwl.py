@@ -78,6 +78,17 @@ def _close(actual, expected):
     torch.testing.assert_close(actual.detach().cpu().double(), expected.detach(), rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+def _eval_on_kernel(module, x, device, monkeypatch):
+    """The eval output on ``device``, asserting that it took the Triton kernel and is close to the float64 module's."""
+    y64, _ = _float64(module, x)
+    taken = _spy(monkeypatch)
+    with kernel_device(device) as dev:
+        y = module.to(dev).eval()(x.to(dev)).cpu()
+    assert taken == [True]
+    _close(y, y64)
+    return y
+
+
 LAYOUTS = [(1, (7, 13)), (1, (2, 1, 5, 3)), (1, ()), (3, (2, 3, 5, 7)), (3, (37, 3)), (70, (9, 70))]
 LAYOUT_IDS = ["shared", "shared-conv", "shared-scalar", "conv", "dense", "dense-two-column-blocks"]
 
@@ -89,13 +100,8 @@ def test_triton_kernel_matches_the_float64_module_and_the_formula_bit_for_bit(de
                                                                                monkeypatch):
     module = _module(kind, channels, 9)
     x = _input(shape)
-    y64, _ = _float64(module, x)
     formula = _formula(module, x)
-    taken = _spy(monkeypatch)
-    with kernel_device(device) as dev:
-        y = module.to(dev).eval()(x.to(dev)).cpu()
-    assert taken == [True]
-    _close(y, y64)
+    y = _eval_on_kernel(module, x, device, monkeypatch)
     torch.testing.assert_close(y, formula, rtol=0, atol=0, equal_nan=True)
 
 
@@ -104,12 +110,7 @@ def test_triton_kernel_matches_the_float64_module_and_the_formula_bit_for_bit(de
 def test_flat_tails_give_their_value_at_infinity_and_nan_stays_nan(device, kind, monkeypatch):
     module = _flat_tails(kind)
     x = torch.tensor([-INF, INF, NAN, -1e30, 1e30, -5.0, 8.0, 1.5])[:, None].expand(-1, 3).contiguous()
-    y64, _ = _float64(module, x)
-    taken = _spy(monkeypatch)
-    with kernel_device(device) as dev:
-        y = module.to(dev).eval()(x.to(dev)).cpu()
-    assert taken == [True]
-    _close(y, y64)
+    y = _eval_on_kernel(module, x, device, monkeypatch)
     assert y[0, [0, 2]].isfinite().all() and y[1, [1, 2]].isfinite().all() and y[2].isnan().all()
 
 
@@ -145,12 +146,7 @@ def test_a_module_built_by_the_compression_pipeline_with_flat_tails_takes_the_ke
     module = make_module(Target(nn.Tanh(), 1), torch.tensor([-3.0]), torch.tensor([3.0]), kind, 16,
                          tails=torch.tensor([[0.0, 0.0]]))
     x = _input((5, 4, 6), scale=6.0)
-    y64, _ = _float64(module, x)
-    taken = _spy(monkeypatch)
-    with kernel_device(device) as dev:
-        y = module.to(dev).eval()(x.to(dev)).cpu()
-    assert taken == [True]
-    _close(y, y64)
+    y = _eval_on_kernel(module, x, device, monkeypatch)
     assert y.isinf().sum() == 0  # tanh's flat tails hold +-inf near +-1
 
 

@@ -12,16 +12,14 @@ puts them, +-inf as the limit also where a channel's top coefficients are 0.
 
 from __future__ import annotations
 
-import copy
 import operator
 
 import pytest
 import torch
-from triton_helpers import DEVICES, kernel_device
+from triton_helpers import (DEVICES, activation, assert_match, float64, graphs, input_with, kernel_device, on_kernels,
+                            run)
 
 from actlab import _cpp
-from actlab.activations import Site, make_activation
-from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._autograd_rational import RationalFn
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # numpy, in the interpreter
@@ -35,86 +33,35 @@ LAYOUTS = {"conv": (3, (2, 3, 5, 7)), "dense": (3, (37, 3)), "odd conv": (5, (2,
            "odd dense": (70, (9, 70))}
 
 
-def _module(spec: str, channels: int = 3, seed: int = 0) -> torch.nn.Module:
-    module = make_activation(spec, Site(channels, "conv"))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return module
-
-
-def _input(shape: tuple[int, ...], special: list[float]) -> torch.Tensor:
-    x = 2.5 * torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    values = special[: x.numel()]
-    x.view(-1)[: len(values)] = torch.tensor(values)
-    return x
-
-
-def _run(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    """Output, input gradient and parameter gradients of one forward + backward, on the CPU."""
-    x = x.clone().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    y = module(x)
-    y.backward(g)
-    return [t.detach().cpu() for t in [y, x.grad] + [p.grad for p in module.parameters()]]
-
-
-def _float64(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    return [t.float() for t in _run(copy.deepcopy(module).cpu().double(), x.cpu().double(), g.cpu().double())]
-
-
-def _on_kernels(module, x, g, device, monkeypatch) -> list[torch.Tensor]:
-    """The float32 run on ``device``, asserting that forward and backward took the Triton ops."""
-    served = []
-    ops = _kernels._ops
-    monkeypatch.setattr(_kernels, "_ops", lambda t: served.append(ops(t).name) or ops(t))
-    with kernel_device(device) as dev:
-        got = _run(module.to(dev), x.to(dev), g.to(dev))
-    assert served == ["actlab_triton", "actlab_triton"]
-    return got
-
-
 NAMES = ["output", "grad_input", "grad_numerator", "grad_denominator"]
-
-
-def _assert_match(got: list[torch.Tensor], ref: list[torch.Tensor], rtol: float = 3e-5,
-                  names: list[str] = NAMES) -> None:
-    """Equal NaN and inf where the reference has them; elsewhere float32's error on the tensor's scale."""
-    for name, a, b in zip(names, got, ref, strict=True):
-        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
-        assert torch.equal(torch.isinf(a), torch.isinf(b)) and torch.equal(a[torch.isinf(b)], b[torch.isinf(b)]), name
-        fin = torch.isfinite(b)
-        scale = float(b[fin].abs().max()) if fin.any() else 1.0
-        torch.testing.assert_close(a[fin], b[fin], rtol=rtol, atol=rtol * max(scale, 1e-3), msg=name)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec", SPECS)
 def test_triton_rational_matches_the_float64_module_with_far_tails(device, spec, monkeypatch):
-    module = _module(spec)
-    x = _input((2, 3, 5, 7), TAILS)
+    module = activation(spec)
+    x = input_with((2, 3, 5, 7), TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch), float64(module, x, g), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_triton_rational_matches_the_float64_module_in_every_layout_and_odd_size(device, layout, monkeypatch):
     channels, shape = LAYOUTS[layout]
-    module = _module("rational(sharing=channel)", channels)
-    x = _input(shape, TAILS)
+    module = activation("rational(sharing=channel)", channels)
+    x = input_with(shape, TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch), float64(module, x, g), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", [(1031,), (2, 1, 3, 5), ()], ids=["two programs", "any shape", "0-d"])
 def test_triton_rational_with_layer_sharing_takes_any_shape(device, shape, monkeypatch):
-    module = _module("rational(num=3,den=2)")
-    x = _input(shape, TAILS)
+    module = activation("rational(num=3,den=2)")
+    x = input_with(shape, TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch), float64(module, x, g), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -123,14 +70,14 @@ def test_triton_rational_puts_nan_inf_and_huge_inputs_where_the_reference_does(d
     # 1e30 takes the reversed form forward and the scaled powers backward; +-inf gives the
     # limit forward (and the reference's NaN gradient, r dq = inf * 0)
     special = [NAN, INF, -INF, *HUGE, 0.0, 3.5]
-    module = _module(spec)
-    x = _input((4, 3, 7), special)
+    module = activation(spec)
+    x = input_with((4, 3, 7), special)
     g = torch.randn(x.shape)
     g.view(-1)[:3] = 0.0  # NaN and +-inf: the parameter gradients stay finite, so they are compared too
-    got = _on_kernels(module, x, g, device, monkeypatch)
+    got = on_kernels(module, x, g, device, monkeypatch)
     assert torch.isnan(got[0].view(-1)[0])
     assert bool(torch.isinf(got[0].view(-1)[1:3]).all()) is ("num=1" not in spec)  # 1/1: a finite limit
-    _assert_match(got, _float64(module, x, g), rtol=1e-4)
+    assert_match(got, float64(module, x, g), NAMES, rtol=1e-4)
 
 
 def _zero_tops(module: torch.nn.Module) -> torch.nn.Module:
@@ -144,19 +91,19 @@ def _zero_tops(module: torch.nn.Module) -> torch.nn.Module:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec", ["rational(sharing=channel)", "rational(num=2,den=3,sharing=channel)"])
 def test_exact_top_zeros_give_each_channel_its_own_limit_at_infinity(device, spec, monkeypatch):
-    module = _zero_tops(_module(spec))
-    x = _input((3, 3, 8), [INF, -INF, 1e30, -1e30, 1e8, 0.0] * 3)
+    module = _zero_tops(activation(spec))
+    x = input_with((3, 3, 8), [INF, -INF, 1e30, -1e30, 1e8, 0.0] * 3)
     x[:, 1] = x[:, 0]
     x[:, 2] = x[:, 0]
     g = torch.randn(x.shape)
-    got = _on_kernels(module, x, g, device, monkeypatch)
-    ref = _float64(module, x, g)
-    _assert_match(got[:1], ref[:1], names=NAMES[:1])
+    got = on_kernels(module, x, g, device, monkeypatch)
+    ref = float64(module, x, g)
+    assert_match(got[:1], ref[:1], NAMES[:1])
     assert not got[0][:, :, :2].isnan().any()  # a limit, not inf / inf or 0 * inf
     # The gradients as the float32 reference gives them: beyond 1e30 it scales the powers by s^n,
     # n the declared degree, and a power below the top underflows where float64 keeps it.
     with _cpp.kernels_disabled():
-        _assert_match(got[1:], _run(module.cpu(), x, g)[1:], names=NAMES[1:])
+        assert_match(got[1:], run(module.cpu(), x, g)[1:], NAMES[1:])
 
 
 def _op_args(m: int, n: int, channels: int, device):
@@ -167,7 +114,7 @@ def _op_args(m: int, n: int, channels: int, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("m, n, channels", [(5, 4, 3), (7, 2, 1), (2, 6, 3), (0, 1, 1)])
 def test_triton_rational_ops_match_rational_fn_in_float64(device, m, n, channels):
-    x = _input((6, 3, 4), TAILS + [NAN, 1e6, -1e6])
+    x = input_with((6, 3, 4), TAILS + [NAN, 1e6, -1e6])
     g = torch.randn(x.shape)
     with kernel_device(device) as dev:
         a, b = _op_args(m, n, channels, dev)
@@ -176,47 +123,34 @@ def test_triton_rational_ops_match_rational_fn_in_float64(device, m, n, channels
     xd, ad, bd = (t.detach().cpu().double().requires_grad_() for t in (x, a, b))
     yd = RationalFn.apply(xd, ad, bd)
     yd.backward(g.double())
-    _assert_match([y.cpu(), *(t.cpu() for t in grads)],
-                  [t.float() for t in (yd.detach(), xd.grad, ad.grad, bd.grad)], rtol=1e-4)
+    assert_match([y.cpu(), *(t.cpu() for t in grads)],
+                 [t.float() for t in (yd.detach(), xd.grad, ad.grad, bd.grad)], NAMES, rtol=1e-4)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sharing, shape", [("channel", (0, 3)), ("channel", (2, 3, 0)), ("layer", (0,))])
 def test_empty_inputs_give_empty_outputs_and_zero_parameter_gradients(device, sharing, shape):
-    module = _module(f"rational(sharing={sharing})")
+    module = activation(f"rational(sharing={sharing})")
     with kernel_device(device) as dev:
-        got = _run(module.to(dev), torch.empty(shape, device=dev), torch.empty(shape, device=dev))
+        got = run(module.to(dev), torch.empty(shape, device=dev), torch.empty(shape, device=dev))
     assert got[0].shape == shape and got[1].shape == shape
     assert all(p.abs().sum() == 0 for p in got[2:])
 
 
-def _graphs(fw: list, bw: list):
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
-
-    def keep(into):
-        def compiler(gm, inputs):
-            into.append({n.target for n in gm.graph.nodes if n.op == "call_function"})
-            return make_boxed_func(gm.forward)
-        return compiler
-
-    return aot_autograd(fw_compiler=keep(fw), bw_compiler=keep(bw))
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_module_is_one_triton_node_forward_and_backward(device):
-    module = _module("rational(num=3,den=2,sharing=channel)")
-    x = _input((2, 3, 4, 4), TAILS)
+    module = activation("rational(num=3,den=2,sharing=channel)")
+    x = input_with((2, 3, 4, 4), TAILS)
     g = torch.randn(x.shape)
-    ref = _float64(module, x, g)
+    ref = float64(module, x, g)
     fw, bw = [], []
     torch._dynamo.reset()
     with kernel_device(device) as dev:
-        compiled = torch.compile(module.to(dev), backend=_graphs(fw, bw), fullgraph=True)
-        got = _run(compiled, x.to(dev), g.to(dev))
+        compiled = torch.compile(module.to(dev), backend=graphs(fw, bw), fullgraph=True)
+        got = run(compiled, x.to(dev), g.to(dev))
     assert fw == [{torch.ops.actlab_triton.rational_fwd.default}]
     assert bw == [{torch.ops.actlab_triton.rational_bwd.default, operator.getitem}]
-    _assert_match(got, ref)
+    assert_match(got, ref, NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -226,7 +160,7 @@ def test_opcheck_passes_for_the_forward_and_the_backward(device, channels):
 
     with kernel_device(device) as dev:
         a, b = _op_args(3, 2, channels, dev)
-        x = _input((2, 3, 4), TAILS).to(dev)
+        x = input_with((2, 3, 4), TAILS).to(dev)
         utils = ("test_schema", "test_faketensor")
         torch.library.opcheck(torch.ops.actlab_triton.rational_fwd.default, (x, a, b), test_utils=utils)
         torch.library.opcheck(torch.ops.actlab_triton.rational_bwd.default, (torch.randn_like(x), x, a, b),

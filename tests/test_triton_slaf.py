@@ -10,13 +10,11 @@ NaN and +-inf must come out where the reference puts them.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-from triton_helpers import DEVICES, kernel_device
+from triton_helpers import (DEVICES, activation, assert_match, float64, graphs, input_with, kernel_device, on_kernels,
+                            run)
 
-from actlab.activations import Site, make_activation
 from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._autograd import SlafFn
 from actlab.activations.learnable.bases import BASES, end_derivatives
@@ -32,67 +30,17 @@ LAYOUTS = {"conv": (3, (2, 3, 5, 7)), "dense": (3, (37, 3)), "odd conv": (5, (2,
            "odd dense": (70, (9, 70))}
 
 
-def _module(spec: str, sharing: str, channels: int = 3, seed: int = 0) -> torch.nn.Module:
-    module = make_activation(f"{spec[:-1]},sharing={sharing})", Site(channels, "conv"))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return module
-
-
-def _input(shape: tuple[int, ...], special: list[float], fourier: bool = False) -> torch.Tensor:
-    """2.5 randn with ``special`` values first; fourier's far values stop at 300 (beyond, rounding
-    z = x / range to float32 alone moves the phase pi k z / 2 by 1e-4 against float64)."""
-    x = 2.5 * torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    values = [max(min(v, 300.0), -300.0) if fourier else v for v in special][: x.numel()]
-    x.view(-1)[: len(values)] = torch.tensor(values)
-    return x
-
-
-def _run(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    """Output, input gradient and parameter gradients of one forward + backward, on the CPU."""
-    x = x.clone().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    y = module(x)
-    y.backward(g)
-    return [t.detach().cpu() for t in [y, x.grad] + [p.grad for p in module.parameters()]]
-
-
-def _float64(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    return [t.float() for t in _run(copy.deepcopy(module).cpu().double(), x.cpu().double(), g.cpu().double())]
-
-
-def _on_kernels(module, x, g, device, monkeypatch) -> list[torch.Tensor]:
-    """The float32 run on ``device``, asserting that forward and backward took the Triton ops."""
-    served = []
-    ops = _kernels._ops
-    monkeypatch.setattr(_kernels, "_ops", lambda t: served.append(ops(t).name) or ops(t))
-    with kernel_device(device) as dev:
-        got = _run(module.to(dev), x.to(dev), g.to(dev))
-    assert served == ["actlab_triton", "actlab_triton"]
-    return got
-
-
-def _assert_match(got: list[torch.Tensor], ref: list[torch.Tensor], rtol: float = 3e-5) -> None:
-    """Equal NaN and inf where the reference has them; elsewhere float32's error on the tensor's scale."""
-    assert len(got) == len(ref)
-    for name, a, b in zip(["output", "grad_input", "grad_coef", "grad_w"], got, ref):
-        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
-        assert torch.equal(torch.isinf(a), torch.isinf(b)) and torch.equal(a[torch.isinf(b)], b[torch.isinf(b)]), name
-        fin = torch.isfinite(b)
-        scale = float(b[fin].abs().max()) if fin.any() else 1.0
-        torch.testing.assert_close(a[fin], b[fin], rtol=rtol, atol=rtol * max(scale, 1e-3), msg=name)
+NAMES = ["output", "grad_input", "grad_coef", "grad_w"]
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sharing", ["layer", "channel"])
 @pytest.mark.parametrize("spec", SPECS)
 def test_triton_slaf_matches_the_float64_module_on_every_basis_with_far_tails(device, spec, sharing, monkeypatch):
-    module = _module(spec, sharing)
-    x = _input((2, 3, 5, 7), TAILS, fourier="fourier" in spec)
+    module = activation(spec, sharing=sharing)
+    x = input_with((2, 3, 5, 7), TAILS, fourier="fourier" in spec)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch), float64(module, x, g), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -101,19 +49,19 @@ def test_triton_slaf_matches_the_float64_module_on_every_basis_with_far_tails(de
                                   "slaf(degree=4,basis=rbf,hybrid=true)"])
 def test_triton_slaf_matches_the_float64_module_in_every_layout_and_odd_size(device, spec, layout, monkeypatch):
     channels, shape = LAYOUTS[layout]
-    module = _module(spec, "channel", channels)
-    x = _input(shape, TAILS, fourier="fourier" in spec)
+    module = activation(spec, channels, sharing="channel")
+    x = input_with(shape, TAILS, fourier="fourier" in spec)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch), float64(module, x, g), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", [(1031,), (2, 1, 3, 5)], ids=["two programs", "any shape"])
 def test_triton_slaf_with_layer_sharing_takes_any_shape(device, shape, monkeypatch):
-    module = _module("slaf(degree=5,basis=legendre,hybrid=true)", "layer")
-    x = _input(shape, TAILS)
+    module = activation("slaf(degree=5,basis=legendre,hybrid=true)", sharing="layer")
+    x = input_with(shape, TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch), float64(module, x, g), NAMES)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's numpy on NaN
@@ -122,13 +70,13 @@ def test_triton_slaf_with_layer_sharing_takes_any_shape(device, shape, monkeypat
                                   "slaf(degree=4,basis=fourier,hybrid=true)", "slaf(degree=4,basis=rbf)"])
 def test_triton_slaf_puts_nan_and_inf_where_the_reference_does(device, spec, monkeypatch):
     special = [NAN, INF, -INF, 0.0, 3.5, -3.5] + ([] if "fourier" in spec else [1e30, -1e30])
-    module = _module(spec, "channel")
-    x = _input((4, 3, 7), special)
+    module = activation(spec, sharing="channel")
+    x = input_with((4, 3, 7), special)
     g = torch.randn(x.shape)
     g.view(-1)[: len(special)] = 0.0  # the parameter gradients stay finite, so they are compared too
-    got = _on_kernels(module, x, g, device, monkeypatch)
+    got = on_kernels(module, x, g, device, monkeypatch)
     assert torch.isnan(got[0].view(-1)[0])
-    _assert_match(got, _float64(module, x, g))
+    assert_match(got, float64(module, x, g), NAMES)
 
 
 def _ops():
@@ -152,7 +100,7 @@ def _op_args(basis: str, n: int, channels: int, device, scale: bool, hybrid: boo
 def test_triton_slaf_ops_without_scale_match_slaf_fn_in_float64(device, basis):
     # The module always passes its scale; the op takes None as a = coef.
     n = 2 * 3 + 1 if basis == "fourier" else 4
-    x = _input((6, 3, 4), TAILS, fourier=basis == "fourier")
+    x = input_with((6, 3, 4), TAILS, fourier=basis == "fourier")
     g = torch.randn(x.shape)
     with kernel_device(device) as dev:
         coef, _, w, dends, rec, inv_range, kind = _op_args(basis, n, 3, dev, scale=False, hybrid=True)
@@ -161,7 +109,8 @@ def test_triton_slaf_ops_without_scale_match_slaf_fn_in_float64(device, basis):
     xd, cd, wd = (t.detach().cpu().double().requires_grad_() for t in (x, coef, w))
     yd = SlafFn.apply(xd, cd, torch.ones(n, dtype=torch.float64), wd, dends.cpu().double(), inv_range, basis)
     yd.backward(g.double())
-    _assert_match([y.cpu(), *(t.cpu() for t in grads)], [t.float() for t in (yd.detach(), xd.grad, cd.grad, wd.grad)])
+    assert_match([y.cpu(), *(t.cpu() for t in grads)], [t.float() for t in (yd.detach(), xd.grad, cd.grad, wd.grad)],
+                 NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -184,42 +133,29 @@ def test_a_flat_tail_gives_its_end_value_at_infinity(device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sharing, shape", [("channel", (0, 3)), ("channel", (2, 3, 0)), ("layer", (0,))])
 def test_empty_inputs_give_empty_outputs_and_zero_parameter_gradients(device, sharing, shape):
-    module = _module("slaf(degree=4,basis=chebyshev,hybrid=true)", sharing)
+    module = activation("slaf(degree=4,basis=chebyshev,hybrid=true)", sharing=sharing)
     with kernel_device(device) as dev:
-        got = _run(module.to(dev), torch.empty(shape, device=dev), torch.empty(shape, device=dev))
+        got = run(module.to(dev), torch.empty(shape, device=dev), torch.empty(shape, device=dev))
     assert got[0].shape == shape and got[1].shape == shape
     assert all(p.abs().sum() == 0 for p in got[2:])
-
-
-def _graphs(fw: list, bw: list):
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
-
-    def keep(into):
-        def compiler(gm, inputs):
-            into.append({n.target for n in gm.graph.nodes if n.op == "call_function"})
-            return make_boxed_func(gm)
-        return compiler
-
-    return aot_autograd(fw_compiler=keep(fw), bw_compiler=keep(bw))
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_module_is_one_triton_node_forward_and_backward(device):
     import operator
 
-    module = _module("slaf(degree=4,basis=chebyshev,hybrid=true)", "channel")
-    x = _input((2, 3, 4, 4), TAILS)
+    module = activation("slaf(degree=4,basis=chebyshev,hybrid=true)", sharing="channel")
+    x = input_with((2, 3, 4, 4), TAILS)
     g = torch.randn(x.shape)
-    ref = _float64(module, x, g)
+    ref = float64(module, x, g)
     fw, bw = [], []
     torch._dynamo.reset()
     with kernel_device(device) as dev:
-        compiled = torch.compile(module.to(dev), backend=_graphs(fw, bw), fullgraph=True)
-        got = _run(compiled, x.to(dev), g.to(dev))
+        compiled = torch.compile(module.to(dev), backend=graphs(fw, bw), fullgraph=True)
+        got = run(compiled, x.to(dev), g.to(dev))
     assert fw == [{torch.ops.actlab_triton.slaf_fwd.default}]
     assert bw == [{torch.ops.actlab_triton.slaf_bwd.default, operator.getitem}]
-    _assert_match(got, ref)
+    assert_match(got, ref, NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -227,7 +163,7 @@ def test_compiled_module_is_one_triton_node_forward_and_backward(device):
 def test_opcheck_passes_for_the_forward_and_the_backward(device, basis, hybrid):
     with kernel_device(device) as dev:
         args = _op_args(basis, 5, 3, dev, scale=True, hybrid=hybrid)
-        x = _input((2, 3, 4), TAILS).to(dev)
+        x = input_with((2, 3, 4), TAILS).to(dev)
         utils = ("test_schema", "test_faketensor")
         torch.library.opcheck(_ops().slaf_fwd.default, (x, *args), test_utils=utils)
         torch.library.opcheck(_ops().slaf_bwd.default, (torch.randn_like(x), x, *args),

@@ -16,16 +16,16 @@ import torch
 from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 
-from actlab.activations import Site, make_activation
 from actlab.activations.learnable import _kernels
 from actlab.activations.learnable._autograd_spline import CubicSplineFn, LinearSplineFn, PiecewiseFn
-from triton_helpers import DEVICES, kernel_device
+from triton_helpers import DEVICES, activation, assert_match, input_with, kernel_device, run
 
 NAN, INF = float("nan"), float("inf")
 # conv: two programs along the rows per channel (and two buffer copies); dense: a masked column; layer: any shape
 LAYOUTS = {"conv": ((3, 2, 19, 20), 2), "dense": ((7, 5), 5), "layer": ((5, 7, 33), 1)}
 SPECIAL = [NAN, INF, -INF, -40.0, 40.0, -9.0, 9.0, -3.7, 3.7, 0.0]
 VALUE_FNS = {"linear": (2, LinearSplineFn), "cubic": (4, CubicSplineFn)}
+NAMES = ["output", "grad_input", "grad_param"]
 # The interpreter runs the kernels in numpy, which warns at the NaN and inf inputs these tests give on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
@@ -38,20 +38,8 @@ def ops():
 
 
 def _input(shape, special, dev):
-    x = 2.5 * torch.randn(shape)
-    x.view(-1)[: len(special)] = torch.tensor(special)
-    return x.to(dev), torch.randn(shape).to(dev)
-
-
-def _same(got, ref, rtol=2e-5):
-    """NaN and +-inf where the reference has them; the finite entries close at float32 precision."""
-    for name, a, b in zip(["output", "grad_input", "grad_param"], got, ref):
-        a, b = a.detach().cpu(), b.detach().cpu().float()
-        assert torch.equal(a.isnan(), b.isnan()), name
-        assert torch.equal(a.isinf(), b.isinf()) and torch.equal(a[b.isinf()], b[b.isinf()]), name
-        fin = torch.isfinite(b)
-        scale = float(b[fin].abs().max()) if fin.any() else 1.0
-        torch.testing.assert_close(a[fin], b[fin], rtol=rtol, atol=rtol * max(scale, 1e-3), msg=name)
+    """An input (from the global generator) with ``special`` first and an output gradient, on ``dev``."""
+    return input_with(shape, special, seed=None).to(dev), torch.randn(shape).to(dev)
 
 
 def _reference(fn, x, p, a, b, g):
@@ -85,7 +73,7 @@ def test_triton_spline_on_a_table_matches_the_float64_reference_with_tails_and_n
         x, g = _input(shape, SPECIAL, dev)
         table, inv_h, offset = _table(units, 9, m, flat, dev)
         got = _run_table(ops, x, g, table, inv_h, offset)
-    _same(got, _reference(PiecewiseFn, x, table, inv_h, offset, g))
+    assert_match(got, _reference(PiecewiseFn, x, table, inv_h, offset, g), NAMES, rtol=2e-5)
     if flat:
         assert torch.isfinite(got[0]).sum() == x.numel() - 1  # only the NaN input gives NaN
 
@@ -116,7 +104,7 @@ def test_triton_splines_on_knot_values_match_the_float64_reference(ops, kind, la
         values, lo, hi = values.to(dev), lo.to(dev), hi.to(dev)
         got = (getattr(ops, f"{kind}_spline_fwd")(x, values, lo, hi),
                *getattr(ops, f"{kind}_spline_bwd")(g, x, values, lo, hi))
-    _same(got, _reference(fn, x, values, lo, hi, g))
+    assert_match(got, _reference(fn, x, values, lo, hi, g), NAMES, rtol=2e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -130,8 +118,8 @@ def test_triton_splines_of_one_segment_match_the_reference(ops, kind, device):
                *getattr(ops, f"{kind}_spline_bwd")(g, x, values, lo, hi))
         table, inv_h, offset = _table(1, 1, m, False, dev)
         got_table = _run_table(ops, x, g, table, inv_h, offset)
-    _same(got, _reference(fn, x, values, lo, hi, g))
-    _same(got_table, _reference(PiecewiseFn, x, table, inv_h, offset, g))
+    assert_match(got, _reference(fn, x, values, lo, hi, g), NAMES, rtol=2e-5)
+    assert_match(got_table, _reference(PiecewiseFn, x, table, inv_h, offset, g), NAMES, rtol=2e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -153,37 +141,20 @@ SPECS = ["spline(knots=32)", "spline(knots=9,order=3)", "spline(knots=200)", "sp
 MODULE_SHAPES = {"conv": (3, 3, 9, 10), "dense": (7, 3), "layer": (4, 3, 5)}
 
 
-def _module(spec: str, sharing: str) -> torch.nn.Module:
-    module = make_activation(f"{spec[:-1]},sharing={sharing})", Site(3, "conv"))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=gen))
-    return module
-
-
-def _module_run(module, x, g):
-    x = x.clone().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    y = module(x)
-    y.backward(g)
-    return [y, x.grad] + [p.grad for p in module.parameters()]
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", list(MODULE_SHAPES))
 @pytest.mark.parametrize("sharing", ["layer", "channel"])
 @pytest.mark.parametrize("spec", SPECS)
 def test_triton_spline_modules_match_their_float64_copies(spec, sharing, layout, device):
-    module = _module(spec, sharing)
+    module = activation(spec, sharing=sharing)
     reference = copy.deepcopy(module).double()
     with kernel_device(device) as dev:
         x, g = _input(MODULE_SHAPES[layout], [NAN, INF, -INF, -40.0, 40.0, 3.7], dev)
         g.view(-1)[:3] = 0.0  # NaN and inf inputs: their gradient terms would make every bin they reach NaN
         module.to(dev)
         assert _kernels.usable(x) and _kernels._ops(x) is torch.ops.actlab_triton
-        got = _module_run(module, x, g)
-    _same(got, _module_run(reference, x.cpu().double(), g.cpu().double()), rtol=1e-4)
+        got = run(module, x, g)
+    assert_match(got, run(reference, x.cpu().double(), g.cpu().double()), NAMES, rtol=1e-4)
 
 
 def _capture(graphs):
@@ -197,14 +168,14 @@ def _capture(graphs):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec, op", [("spline(knots=9,order=3)", "cubic_spline"), ("spline(knots=32)", "linear_spline")])
 def test_triton_spline_is_one_node_forward_and_backward_under_torch_compile(spec, op, device):
-    module = _module(spec, "channel")
+    module = activation(spec, sharing="channel")
     graphs = []
     with kernel_device(device) as dev:
         x, g = _input((4, 3, 5, 5), [-9.0, 9.0], dev)
         module.to(dev)
         compiled = torch.compile(module, backend=_capture(graphs), fullgraph=True, dynamic=False)
-        got = _module_run(compiled, x, g)
-        want = _module_run(module, x, g)
+        got = run(compiled, x, g)
+        want = run(module, x, g)
     calls = [[n.target for n in gm.graph.nodes if n.op == "call_function"] for gm in graphs]
     assert [c.count(getattr(torch.ops.actlab_triton, f"{op}_fwd").default) for c in calls] == [1, 0]
     assert [c.count(getattr(torch.ops.actlab_triton, f"{op}_bwd").default) for c in calls] == [0, 1]

@@ -11,15 +11,13 @@ limit where the sum meets inf - inf or 0 * inf.
 
 from __future__ import annotations
 
-import copy
 import operator
 
 import pytest
 import torch
-from triton_helpers import DEVICES, kernel_device
+from triton_helpers import (DEVICES, activation, assert_match, float64, graphs, input_with, kernel_device, on_kernels,
+                            run)
 
-from actlab.activations import Site, make_activation
-from actlab.activations.learnable import _kernels
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # numpy, in the interpreter
 
@@ -33,96 +31,45 @@ PARAMS = ("w_in", "b_in", "w_out", "b_out")  # the kernel's; depth 1 leaves w_hi
 NAMES = ["output", "grad_input", "grad_w_in", "grad_b_in", "grad_w_out", "grad_b_out"]
 
 
-def _module(spec: str, channels: int = 3, seed: int = 0) -> torch.nn.Module:
-    module = make_activation(spec, Site(channels, "conv"))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return module
-
-
-def _input(shape: tuple[int, ...], special: list[float]) -> torch.Tensor:
-    x = 2.5 * torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    values = special[: x.numel()]
-    x.view(-1)[: len(values)] = torch.tensor(values)
-    return x
-
-
-def _run(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    """Output, input gradient and the gradients of w_in, b_in, w_out, b_out, on the CPU."""
-    x = x.clone().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    y = module(x)
-    y.backward(g)
-    return [t.detach().cpu() for t in [y, x.grad] + [getattr(module, p).grad for p in PARAMS]]
-
-
-def _float64(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    return [t.float() for t in _run(copy.deepcopy(module).cpu().double(), x.cpu().double(), g.cpu().double())]
-
-
-def _on_kernels(module, x, g, device, monkeypatch) -> list[torch.Tensor]:
-    """The float32 run on ``device``, asserting that forward and backward took the Triton ops."""
-    served = []
-    ops = _kernels._ops
-    monkeypatch.setattr(_kernels, "_ops", lambda t: served.append(ops(t).name) or ops(t))
-    with kernel_device(device) as dev:
-        got = _run(module.to(dev), x.to(dev), g.to(dev))
-    assert served == ["actlab_triton", "actlab_triton"]
-    return got
-
-
-def _assert_match(got: list[torch.Tensor], ref: list[torch.Tensor], rtol: float = 3e-5,
-                  names: list[str] = NAMES) -> None:
-    """Equal NaN and inf where the reference has them; elsewhere float32's error on the tensor's scale."""
-    for name, a, b in zip(names, got, ref, strict=True):
-        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
-        assert torch.equal(torch.isinf(a), torch.isinf(b)) and torch.equal(a[torch.isinf(b)], b[torch.isinf(b)]), name
-        fin = torch.isfinite(b)
-        scale = float(b[fin].abs().max()) if fin.any() else 1.0
-        torch.testing.assert_close(a[fin], b[fin], rtol=rtol, atol=rtol * max(scale, 1e-3), msg=name)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec", SPECS)
 def test_triton_subnet_matches_the_float64_module_with_far_tails(device, spec, monkeypatch):
-    module = _module(spec)
-    x = _input((2, 3, 5, 7), TAILS)
+    module = activation(spec)
+    x = input_with((2, 3, 5, 7), TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch, PARAMS), float64(module, x, g, PARAMS), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_triton_subnet_matches_the_float64_module_in_every_layout_and_odd_size(device, layout, monkeypatch):
     channels, shape = LAYOUTS[layout]
-    module = _module("subnet(hidden=2,sharing=channel)", channels)
-    x = _input(shape, TAILS)
+    module = activation("subnet(hidden=2,sharing=channel)", channels)
+    x = input_with(shape, TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch, PARAMS), float64(module, x, g, PARAMS), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", [(1031,), (2, 1, 3, 5), ()], ids=["two programs", "any shape", "0-d"])
 def test_triton_subnet_with_layer_sharing_takes_any_shape(device, shape, monkeypatch):
-    module = _module("subnet(hidden=3,inner=relu)")
-    x = _input(shape, TAILS)
+    module = activation("subnet(hidden=3,inner=relu)")
+    x = input_with(shape, TAILS)
     g = torch.randn(x.shape)
-    _assert_match(_on_kernels(module, x, g, device, monkeypatch), _float64(module, x, g))
+    assert_match(on_kernels(module, x, g, device, monkeypatch, PARAMS), float64(module, x, g, PARAMS), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec", SPECS)
 def test_triton_subnet_puts_nan_inf_and_huge_inputs_where_the_reference_does(device, spec, monkeypatch):
     special = [NAN, INF, -INF, 1e30, -1e30, 1e8, -1e8, 0.0, 3.5]
-    module = _module(spec)
-    x = _input((4, 3, 7), special)
+    module = activation(spec)
+    x = input_with((4, 3, 7), special)
     g = torch.randn(x.shape)
     g.view(-1)[: len(special)] = 0.0  # the parameter gradients stay finite (no 0 * inf), so they are compared too
-    got = _on_kernels(module, x, g, device, monkeypatch)
+    got = on_kernels(module, x, g, device, monkeypatch, PARAMS)
     assert torch.isnan(got[0].view(-1)[0]) and not got[0].view(-1)[1:].isnan().any()
-    _assert_match(got, _float64(module, x, g))
+    assert_match(got, float64(module, x, g, PARAMS), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -130,17 +77,17 @@ def test_triton_subnet_puts_nan_inf_and_huge_inputs_where_the_reference_does(dev
 def test_infinite_inputs_give_each_channels_limit_where_the_sum_meets_inf_minus_inf(device, inner, monkeypatch):
     # Channel 0: a unit with w_in = 0 (0 * inf); channel 1: relu units of both output signs (inf - inf),
     # flat towards +inf (slope 1 - 0.5 * 2 = 0); channel 2 as perturbed.
-    module = _module(f"subnet(hidden=4,inner={inner},sharing=channel)")
+    module = activation(f"subnet(hidden=4,inner={inner},sharing=channel)")
     with torch.no_grad():
         module.w_in[0, 1] = 0.0
         module.w_in[1] = torch.tensor([1.0, 2.0, -1.0, 0.5])
         module.w_out[1] = torch.tensor([1.0, -0.5, 0.7, 0.0])
     x = torch.tensor([INF, -INF, 2.0]).repeat(5, 3, 1)
     g = torch.randn(x.shape)
-    got = _on_kernels(module, x, g, device, monkeypatch)
-    ref = _float64(module, x, g)
+    got = on_kernels(module, x, g, device, monkeypatch, PARAMS)
+    ref = float64(module, x, g, PARAMS)
     assert not got[0].isnan().any()
-    _assert_match(got[:2], ref[:2], names=NAMES[:2])
+    assert_match(got[:2], ref[:2], NAMES[:2])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -165,54 +112,41 @@ def test_triton_tanh_is_within_2e_6_of_tanh_and_saturates_to_exactly_one(device)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("inner, hidden", [("tanh", 1), ("tanh", 13), ("relu", 13), ("relu", 64)])
 def test_triton_subnet_ops_match_the_float64_module_up_to_64_units(device, inner, hidden):
-    module = _module(f"subnet(hidden={hidden},inner={inner},sharing=channel)")
-    x = _input((7, 3), TAILS + [NAN])
+    module = activation(f"subnet(hidden={hidden},inner={inner},sharing=channel)")
+    x = input_with((7, 3), TAILS + [NAN])
     g = torch.randn(x.shape)
     act = 0 if inner == "tanh" else 1
     with kernel_device(device) as dev:
         params = [getattr(module, p).detach().to(dev) for p in PARAMS]
         y = torch.ops.actlab_triton.subnet_fwd(x.to(dev), *params, act)
         grads = torch.ops.actlab_triton.subnet_bwd(g.to(dev), x.to(dev), *params, act)
-    _assert_match([y.cpu(), *(t.cpu() for t in grads)], _float64(module, x, g))
+    assert_match([y.cpu(), *(t.cpu() for t in grads)], float64(module, x, g, PARAMS), NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sharing, shape", [("channel", (0, 3)), ("channel", (2, 3, 0)), ("layer", (0,))])
 def test_empty_inputs_give_empty_outputs_and_zero_parameter_gradients(device, sharing, shape):
-    module = _module(f"subnet(hidden=8,sharing={sharing})")
+    module = activation(f"subnet(hidden=8,sharing={sharing})")
     with kernel_device(device) as dev:
-        got = _run(module.to(dev), torch.empty(shape, device=dev), torch.empty(shape, device=dev))
+        got = run(module.to(dev), torch.empty(shape, device=dev), torch.empty(shape, device=dev), PARAMS)
     assert got[0].shape == shape and got[1].shape == shape
     assert all(p.abs().sum() == 0 for p in got[2:])
 
 
-def _graphs(fw: list, bw: list):
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
-
-    def keep(into):
-        def compiler(gm, inputs):
-            into.append({n.target for n in gm.graph.nodes if n.op == "call_function"})
-            return make_boxed_func(gm.forward)
-        return compiler
-
-    return aot_autograd(fw_compiler=keep(fw), bw_compiler=keep(bw))
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_module_is_one_triton_node_forward_and_backward(device):
-    module = _module("subnet(hidden=2,sharing=channel)")
-    x = _input((2, 3, 4, 4), TAILS)
+    module = activation("subnet(hidden=2,sharing=channel)")
+    x = input_with((2, 3, 4, 4), TAILS)
     g = torch.randn(x.shape)
-    ref = _float64(module, x, g)
+    ref = float64(module, x, g, PARAMS)
     fw, bw = [], []
     torch._dynamo.reset()
     with kernel_device(device) as dev:
-        compiled = torch.compile(module.to(dev), backend=_graphs(fw, bw), fullgraph=True)
-        got = _run(compiled, x.to(dev), g.to(dev))
+        compiled = torch.compile(module.to(dev), backend=graphs(fw, bw), fullgraph=True)
+        got = run(compiled, x.to(dev), g.to(dev), PARAMS)
     assert fw == [{torch.ops.actlab_triton.subnet_fwd.default}]
     assert bw == [{torch.ops.actlab_triton.subnet_bwd.default, operator.getitem}]
-    _assert_match(got, ref)
+    assert_match(got, ref, NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -223,7 +157,7 @@ def test_opcheck_passes_for_the_forward_and_the_backward(device, act, channels):
     gen = torch.Generator().manual_seed(3)
     with kernel_device(device) as dev:
         params = [torch.randn(shape, generator=gen).to(dev) for shape in [(channels, 2)] * 3 + [(channels,)]]
-        x = _input((2, 3, 4), TAILS).to(dev)
+        x = input_with((2, 3, 4), TAILS).to(dev)
         utils = ("test_schema", "test_faketensor")
         torch.library.opcheck(torch.ops.actlab_triton.subnet_fwd.default, (x, *params, act), test_utils=utils)
         torch.library.opcheck(torch.ops.actlab_triton.subnet_bwd.default, (torch.randn_like(x), x, *params, act),
